@@ -1,0 +1,1 @@
+pub fn math(_sh: &xshell::Shell) -> anyhow::Result<()> { anyhow::bail!("todo") }

@@ -1,0 +1,51 @@
+//! Lowrank's workflows as Rust, run with `cargo xtask <command>` from anywhere in the clone.
+//!
+//! Depends on no workspace crate, so it builds in seconds even when the library does not compile.
+
+mod bench;
+mod cache;
+mod phases;
+mod test;
+mod venv;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+commands:
+  test          the whole suite: fmt check, clippy -D warnings, every Rust test, reference parity
+  venv          make (or reuse) the reference Python venv and the sample photographs
+  bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
+";
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(project_root());
+    match args.as_slice() {
+        ["test"] => test::run(&sh),
+        ["venv"] => venv::ensure(&sh).map(|_| ()),
+        ["bench", "math"] => bench::math(&sh),
+        [] | ["help" | "--help" | "-h"] => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{HELP}"),
+    }
+}
+
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
+}
