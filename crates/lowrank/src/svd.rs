@@ -7,13 +7,13 @@
 //! is `s[k]`. The full SVD comes from faer (BENCHMARKS.md says why); the randomized SVD is written here
 //! because it is the lesson: Halko, Martinsson and Tropp (2011), "Finding structure with randomness".
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::convert::{to_faer, to_ndarray};
+use crate::convert::{to_faer, to_ndarray, with_faer};
 use crate::error::{check_finite, check_rank};
 use crate::{Error, Real, Result};
 
@@ -36,7 +36,7 @@ pub struct Svd<T> {
 /// ```
 pub fn svd<T: Real>(a: ArrayView2<T>) -> Result<Svd<T>> {
     check_finite("matrix", &a)?;
-    thin_svd_faer(&to_faer(a))
+    with_faer(a, thin_svd_faer)
 }
 
 /// The best rank-`rank` approximation's factors: the first `rank` singular triplets.
@@ -96,19 +96,23 @@ pub fn randomized_svd<T: Real>(
     let (m, n) = a.dim();
     check_rank(rank, m, n)?;
     check_finite("matrix", &a)?;
-    let a = to_faer(a);
+    with_faer(a, |a| randomized_range_svd(a, rank, options))
+}
+
+fn randomized_range_svd<T: Real>(a: MatRef<T>, rank: usize, options: &RandomizedSvd) -> Result<Svd<T>> {
+    let (m, n) = (a.nrows(), a.ncols());
     let sketch_size = (rank + options.oversampling).min(m.min(n));
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let omega = Mat::<T>::from_fn(n, sketch_size, |_, _| {
         T::of(rng.sample::<f64, _>(StandardNormal))
     });
-    let mut q = orthonormal_columns(&a * &omega);
+    let mut q = orthonormal_columns(a * &omega);
     for _ in 0..options.power_iterations {
         let z = orthonormal_columns(a.transpose() * &q);
-        q = orthonormal_columns(&a * &z);
+        q = orthonormal_columns(a * &z);
     }
-    let projected = q.transpose() * &a;
-    let small = thin_svd_faer(&projected)?;
+    let projected = q.transpose() * a;
+    let small = thin_svd_faer(projected.as_ref())?;
     let u = to_ndarray((&q * to_faer(small.u.view())).as_ref());
     Svd { u, ..small }.truncate(rank)
 }
@@ -117,7 +121,7 @@ fn orthonormal_columns<T: Real>(y: Mat<T>) -> Mat<T> {
     y.qr().compute_thin_Q()
 }
 
-fn thin_svd_faer<T: Real>(a: &Mat<T>) -> Result<Svd<T>> {
+fn thin_svd_faer<T: Real>(a: MatRef<T>) -> Result<Svd<T>> {
     let decomposition = a.thin_svd().map_err(|_| Error::NoConvergence {
         op: "svd",
         rows: a.nrows(),
@@ -177,9 +181,7 @@ pub fn frobenius_norm<T: Real>(a: ArrayView2<T>) -> f64 {
 /// `‖A‖₂`, the largest singular value.
 pub fn spectral_norm<T: Real>(a: ArrayView2<T>) -> Result<f64> {
     check_finite("matrix", &a)?;
-    let values = to_faer(a)
-        .singular_values()
-        .map_err(|_| Error::NoConvergence {
+    let values = with_faer(a, |a| a.singular_values()).map_err(|_| Error::NoConvergence {
             op: "singular values",
             rows: a.nrows(),
             cols: a.ncols(),
