@@ -17,6 +17,8 @@ commands:
   test          the whole suite: fmt check, clippy -D warnings, every Rust test, reference parity
   venv          make (or reuse) the reference Python venv and the sample photographs
   bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
+  bench svd-backends
+                time and check faer's and nalgebra's SVD (why Lowrank uses faer)
 ";
 
 fn main() {
@@ -35,6 +37,7 @@ fn run() -> Result<()> {
         ["test"] => test::run(&sh),
         ["venv"] => venv::ensure(&sh).map(|_| ()),
         ["bench", "math"] => bench::math(&sh),
+        ["bench", "svd-backends"] => bench::svd_backends(&sh),
         [] | ["help" | "--help" | "-h"] => {
             print!("{HELP}");
             Ok(())

@@ -15,12 +15,21 @@ pub fn run(sh: &Shell) -> Result<()> {
 
 fn run_phases(sh: &Shell, phases: &mut Phases) -> Result<()> {
     let mut failed = Vec::new();
-    if phases.run("format check", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?)).is_err() {
+    if phases
+        .run("format check", || {
+            Ok(cmd!(sh, "cargo fmt --all -- --check").run()?)
+        })
+        .is_err()
+    {
         failed.push("format check (run `cargo fmt --all`)");
     }
     if phases
         .run("clippy", || {
-            Ok(cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?)
+            Ok(cmd!(
+                sh,
+                "cargo clippy --workspace --all-targets --locked -- -D warnings"
+            )
+            .run()?)
         })
         .is_err()
     {

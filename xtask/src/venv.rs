@@ -43,18 +43,28 @@ fn create(sh: &Shell, venv: &std::path::Path) -> Result<()> {
         .run()
         .context("python3 -m venv failed: on Debian install the python3-venv package")?;
     let pip = partial.join("bin/pip");
-    cmd!(sh, "{pip} install --disable-pip-version-check --progress-bar off -r {REQUIREMENTS}")
-        .run()
-        .context("pip could not install the reference packages (is PyPI reachable?)")?;
+    cmd!(
+        sh,
+        "{pip} install --disable-pip-version-check --progress-bar off -r {REQUIREMENTS}"
+    )
+    .run()
+    .context("pip could not install the reference packages (is PyPI reachable?)")?;
     // A venv is only usable where it was made, so it is built under a temporary name and renamed
     // when complete: an interrupted install never looks finished.
-    std::fs::rename(&partial, venv).with_context(|| format!("cannot move the venv to {}", venv.display()))?;
+    std::fs::rename(&partial, venv)
+        .with_context(|| format!("cannot move the venv to {}", venv.display()))?;
     Ok(())
 }
 
 fn find_system_python(sh: &Shell) -> Result<String> {
     for candidate in ["python3", "python"] {
-        if cmd!(sh, "{candidate} --version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+        if cmd!(sh, "{candidate} --version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+        {
             return Ok(candidate.to_string());
         }
     }
@@ -64,7 +74,10 @@ fn find_system_python(sh: &Shell) -> Result<String> {
 /// Copies the sample photographs into `<cache>/samples/` (where `lowrank svd-image sample:NAME` looks).
 fn save_photos(sh: &Shell, python: &std::path::Path) -> Result<()> {
     let dir = cache::dir().join("samples");
-    if PHOTOS.iter().all(|name| dir.join(format!("{name}.png")).exists()) {
+    if PHOTOS
+        .iter()
+        .all(|name| dir.join(format!("{name}.png")).exists())
+    {
         return Ok(());
     }
     sh.create_dir(&dir)?;

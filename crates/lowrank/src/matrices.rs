@@ -91,7 +91,7 @@ pub fn naive_matmul<T: Real>(a: ArrayView2<T>, b: ArrayView2<T>) -> Result<Count
         for j in 0..p {
             let mut sum = T::zero();
             for k in 0..n {
-                sum = sum + a[[i, k]] * b[[k, j]];
+                sum += a[[i, k]] * b[[k, j]];
                 flops += 2;
             }
             value[[i, j]] = sum;

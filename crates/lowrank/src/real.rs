@@ -4,7 +4,7 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 
 use ndarray::{LinalgScalar, ScalarOperand};
-use num_traits::{Float, FromPrimitive};
+use num_traits::{Float, FromPrimitive, NumAssign};
 
 /// A real floating-point element type: implemented for `f32` and `f64`.
 ///
@@ -15,6 +15,7 @@ pub trait Real:
     + ScalarOperand
     + Float
     + FromPrimitive
+    + NumAssign
     + faer::traits::RealField
     + Sum
     + Debug

@@ -99,7 +99,11 @@ pub fn randomized_svd<T: Real>(
     with_faer(a, |a| randomized_range_svd(a, rank, options))
 }
 
-fn randomized_range_svd<T: Real>(a: MatRef<T>, rank: usize, options: &RandomizedSvd) -> Result<Svd<T>> {
+fn randomized_range_svd<T: Real>(
+    a: MatRef<T>,
+    rank: usize,
+    options: &RandomizedSvd,
+) -> Result<Svd<T>> {
     let (m, n) = (a.nrows(), a.ncols());
     let sketch_size = (rank + options.oversampling).min(m.min(n));
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
@@ -182,10 +186,10 @@ pub fn frobenius_norm<T: Real>(a: ArrayView2<T>) -> f64 {
 pub fn spectral_norm<T: Real>(a: ArrayView2<T>) -> Result<f64> {
     check_finite("matrix", &a)?;
     let values = with_faer(a, |a| a.singular_values()).map_err(|_| Error::NoConvergence {
-            op: "singular values",
-            rows: a.nrows(),
-            cols: a.ncols(),
-        })?;
+        op: "singular values",
+        rows: a.nrows(),
+        cols: a.ncols(),
+    })?;
     Ok(values.first().map_or(0.0, |s| s.as_f64()))
 }
 

@@ -98,21 +98,43 @@ proptest! {
 #[test]
 fn bad_input_gives_errors_naming_the_values() {
     let a = Array2::<f64>::zeros((4, 3));
-    let message = lowrank::svd::truncated_svd(a.view(), 0).unwrap_err().to_string();
-    assert_eq!(message, "rank 0 is out of range for a 4x3 matrix: choose 1..=3");
-    let message = lowrank::svd::truncated_svd(a.view(), 4).unwrap_err().to_string();
-    assert!(message.contains("rank 4") && message.contains("1..=3"), "{message}");
-    let message = randomized_svd(a.view(), 9, &RandomizedSvd::default()).unwrap_err().to_string();
+    let message = lowrank::svd::truncated_svd(a.view(), 0)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        "rank 0 is out of range for a 4x3 matrix: choose 1..=3"
+    );
+    let message = lowrank::svd::truncated_svd(a.view(), 4)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("rank 4") && message.contains("1..=3"),
+        "{message}"
+    );
+    let message = randomized_svd(a.view(), 9, &RandomizedSvd::default())
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("rank 9"), "{message}");
     let empty = Array2::<f64>::zeros((0, 3));
-    assert_eq!(svd(empty.view()).unwrap_err().to_string(), "matrix is empty (shape [0, 3])");
+    assert_eq!(
+        svd(empty.view()).unwrap_err().to_string(),
+        "matrix is empty (shape [0, 3])"
+    );
     let mut nan = Array2::<f32>::ones((2, 2));
     nan[[1, 0]] = f32::NAN;
-    assert_eq!(svd(nan.view()).unwrap_err().to_string(), "matrix holds the non-finite value NaN at index [1, 0]");
+    assert_eq!(
+        svd(nan.view()).unwrap_err().to_string(),
+        "matrix holds the non-finite value NaN at index [1, 0]"
+    );
     let message = matmul(a.view(), a.view()).unwrap_err().to_string();
     assert!(message.contains("[4, 3] and [4, 3]"), "{message}");
-    let message = rank_for_energy(ndarray::array![1.0].view(), 1.5).unwrap_err().to_string();
+    let message = rank_for_energy(ndarray::array![1.0].view(), 1.5)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("energy = 1.5"), "{message}");
-    let message = approximation_error(a.view(), Array2::zeros((3, 4)).view()).unwrap_err().to_string();
+    let message = approximation_error(a.view(), Array2::zeros((3, 4)).view())
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("[4, 3] and [3, 4]"), "{message}");
 }

@@ -30,18 +30,34 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let Args { m, n, p, rank, seq_len, measure } = *args;
-    ensure!(m > 0 && n > 0 && p > 0 && seq_len > 0, "--m, --n, --p and --seq-len must be at least 1");
+    let Args {
+        m,
+        n,
+        p,
+        rank,
+        seq_len,
+        measure,
+    } = *args;
+    ensure!(
+        m > 0 && n > 0 && p > 0 && seq_len > 0,
+        "--m, --n, --p and --seq-len must be at least 1"
+    );
     ensure!(rank > 0, "--rank must be at least 1");
     let dense = matmul_flops(m, n, p);
     let factorized = factorized_flops(m, n, rank, p);
-    println!("dense product      ({m}x{n}) · ({n}x{p})            {:>16} FLOPs  (2·m·n·p)", group(dense));
+    println!(
+        "dense product      ({m}x{n}) · ({n}x{p})            {:>16} FLOPs  (2·m·n·p)",
+        group(dense)
+    );
     println!(
         "factorized product ({m}x{n}) · ({n}x{rank}) · ({rank}x{p}) {:>16} FLOPs  (2·m·r·(n+p)), {:.2}x the dense cost",
         group(factorized),
         factorized as f64 / dense as f64
     );
-    println!("  break-even rank n·p/(n+p) = {:.1}: factorizing pays below it", (n * p) as f64 / (n + p) as f64);
+    println!(
+        "  break-even rank n·p/(n+p) = {:.1}: factorizing pays below it",
+        (n * p) as f64 / (n + p) as f64
+    );
     println!(
         "weights W ({n}x{p}) in f32: {} bytes; factors U, V at rank {rank}: {} bytes ({:.1}% of W)",
         group(matrix_bytes::<f32>(n, p)),
@@ -50,11 +66,26 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let attention = attention_flops(seq_len, n);
     println!("self-attention, {seq_len} tokens of width {n}:");
-    println!("  Q, K, V projections {:>16} FLOPs", group(attention.projections));
-    println!("  scores Q·Kᵀ         {:>16} FLOPs", group(attention.scores));
-    println!("  weights · V         {:>16} FLOPs", group(attention.weighted_values));
-    println!("  output projection   {:>16} FLOPs", group(attention.output));
-    println!("  total               {:>16} FLOPs", group(attention.total()));
+    println!(
+        "  Q, K, V projections {:>16} FLOPs",
+        group(attention.projections)
+    );
+    println!(
+        "  scores Q·Kᵀ         {:>16} FLOPs",
+        group(attention.scores)
+    );
+    println!(
+        "  weights · V         {:>16} FLOPs",
+        group(attention.weighted_values)
+    );
+    println!(
+        "  output projection   {:>16} FLOPs",
+        group(attention.output)
+    );
+    println!(
+        "  total               {:>16} FLOPs",
+        group(attention.total())
+    );
     if measure > 0 {
         let rate = measure_matmul::<f32>(measure, 5)?;
         let per_second = rate.flops_per_second;
