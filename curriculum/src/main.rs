@@ -34,7 +34,23 @@ fn main() {
         Command::Tucker(args) => cmd::tucker::run(&args),
     };
     if let Err(error) = result {
-        eprintln!("lowrank: error: {error:#}");
+        eprintln!("lowrank: error: {}", render(&error));
         std::process::exit(2);
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text its parent already quoted
+/// (many library errors print their source inside their own message).
+fn render(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
