@@ -64,6 +64,13 @@ pub enum Error {
         path: PathBuf,
         source: ::image::ImageError,
     },
+    /// An output path whose extension names no image format the crate can write.
+    #[error("cannot write image {path}: its extension must be one of {known}")]
+    UnsupportedImageFormat {
+        path: PathBuf,
+        extension: String,
+        known: String,
+    },
     /// A file-system error while saving.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -93,7 +100,9 @@ where
     match a.indexed_iter().find(|(_, x)| !x.is_finite()) {
         Some((index, value)) => Err(Error::NonFinite {
             what: what.to_string(),
-            index: ndarray::IntoDimension::into_dimension(index).as_array_view().to_vec(),
+            index: ndarray::IntoDimension::into_dimension(index)
+                .as_array_view()
+                .to_vec(),
             value: value.as_f64(),
         }),
         None => Ok(()),

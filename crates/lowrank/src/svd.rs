@@ -132,11 +132,32 @@ fn thin_svd_faer<T: Real>(a: MatRef<T>) -> Result<Svd<T>> {
         cols: a.ncols(),
     })?;
     let s = decomposition.S().column_vector().iter().copied().collect();
-    Ok(Svd {
+    Ok(sorted_descending(Svd {
         u: to_ndarray(decomposition.U()),
         s,
         vt: to_ndarray(decomposition.V().transpose()),
-    })
+    }))
+}
+
+/// Puts the triplets in descending order of singular value.
+///
+/// faer 0.24's thin SVD can return them out of order on exactly low-rank input (a 512×512
+/// checkerboard came back with σ₂ at index 457), and truncation relies on the order.
+fn sorted_descending<T: Real>(svd: Svd<T>) -> Svd<T> {
+    if svd.s.windows(2).into_iter().all(|w| w[0] >= w[1]) {
+        return svd;
+    }
+    let mut order: Vec<usize> = (0..svd.s.len()).collect();
+    order.sort_by(|&i, &j| {
+        svd.s[j]
+            .partial_cmp(&svd.s[i])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Svd {
+        u: svd.u.select(Axis(1), &order),
+        s: svd.s.select(Axis(0), &order),
+        vt: svd.vt.select(Axis(0), &order),
+    }
 }
 
 impl<T: Real> Svd<T> {
@@ -190,7 +211,8 @@ pub fn spectral_norm<T: Real>(a: ArrayView2<T>) -> Result<f64> {
         rows: a.nrows(),
         cols: a.ncols(),
     })?;
-    Ok(values.first().map_or(0.0, |s| s.as_f64()))
+    // The maximum rather than the first: see `sorted_descending`.
+    Ok(values.iter().fold(0.0, |max: f64, s| max.max(s.as_f64())))
 }
 
 /// Eckart–Young: the Frobenius error of the best rank-`rank` approximation, `sqrt(Σ_{i≥rank} s_i²)`.

@@ -138,3 +138,34 @@ fn bad_input_gives_errors_naming_the_values() {
         .to_string();
     assert!(message.contains("[4, 3] and [3, 4]"), "{message}");
 }
+
+/// Regression: faer 0.24.4 returned the singular values of a checkerboard out of order, so the
+/// best rank-2 approximation dropped σ₂ and missed by 51200 instead of 0.
+#[test]
+fn truncation_keeps_the_largest_values_of_an_exactly_low_rank_matrix() {
+    for side in [128, 512] {
+        let board = Array2::from_shape_fn((side, side), |(i, j)| {
+            if (i / 32 + j / 32) % 2 == 0 {
+                200.0
+            } else {
+                0.0
+            }
+        });
+        let d = svd(board.view()).unwrap();
+        assert!(
+            d.s.windows(2).into_iter().all(|w| w[0] >= w[1]),
+            "{side}: values out of order"
+        );
+        let rank2 = lowrank::svd::truncated_svd(board.view(), 2)
+            .unwrap()
+            .reconstruct();
+        let error = frobenius_norm((&board - &rank2).view());
+        assert!(
+            error < 1e-9 * frobenius_norm(board.view()),
+            "{side}: rank-2 error {error}"
+        );
+        assert!(
+            (lowrank::svd::spectral_norm(board.view()).unwrap() - d.s[0]).abs() < 1e-9 * d.s[0]
+        );
+    }
+}

@@ -40,18 +40,41 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let x = read_tensor(&args.input)?;
-    println!("tensor {}: shape {:?}, {} values", args.input.display(), x.shape(), x.len());
+    println!(
+        "tensor {}: shape {:?}, {} values",
+        args.input.display(),
+        x.shape(),
+        x.len()
+    );
     let tucker = match args.method {
         Method::Hosvd => hosvd(x.view(), &args.ranks)?,
         Method::Hooi => {
-            let options = Hooi { max_iterations: args.max_iterations, tolerance: args.tolerance };
+            let options = Hooi {
+                max_iterations: args.max_iterations,
+                tolerance: args.tolerance,
+            };
             let (tucker, trace) = hooi(x.view(), &args.ranks, &options)?;
-            println!("HOSVD start: relative error {:.6}", trace.initial_relative_error);
+            println!(
+                "HOSVD start: relative error {:.6}",
+                trace.initial_relative_error
+            );
             for (i, error) in trace.relative_errors.iter().enumerate() {
-                println!("iteration {:>3}: relative error {error:.6}, fit {:.6}", i + 1, 1.0 - error);
+                println!(
+                    "iteration {:>3}: relative error {error:.6}, fit {:.6}",
+                    i + 1,
+                    1.0 - error
+                );
             }
-            let verdict = if trace.converged { "converged" } else { "stopped at the iteration limit" };
-            println!("HOOI {verdict} after {} iterations (tolerance {:e})", trace.iterations(), args.tolerance);
+            let verdict = if trace.converged {
+                "converged"
+            } else {
+                "stopped at the iteration limit"
+            };
+            println!(
+                "HOOI {verdict} after {} iterations (tolerance {:e})",
+                trace.iterations(),
+                args.tolerance
+            );
             tucker
         }
     };
@@ -65,8 +88,15 @@ pub fn run(args: &Args) -> Result<()> {
 fn report(x: &ArrayD<f64>, tucker: &Tucker<f64>, ranks: &[usize]) -> Result<()> {
     let error = tucker.relative_error(x.view())?;
     let parameters = tucker_parameter_count(x.shape(), ranks)?;
-    println!("ranks {ranks:?}: core {:?} + factors {:?}", tucker.core.shape(), tucker.factors.iter().map(|f| f.dim()).collect::<Vec<_>>());
-    println!("relative error ‖X − X̂‖/‖X‖ = {error:.6}, fit = {:.6}", 1.0 - error);
+    println!(
+        "ranks {ranks:?}: core {:?} + factors {:?}",
+        tucker.core.shape(),
+        tucker.factors.iter().map(|f| f.dim()).collect::<Vec<_>>()
+    );
+    println!(
+        "relative error ‖X − X̂‖/‖X‖ = {error:.6}, fit = {:.6}",
+        1.0 - error
+    );
     println!(
         "stored values: {parameters} instead of {} (compression {:.2}x)",
         x.len(),

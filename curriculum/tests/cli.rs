@@ -1,0 +1,192 @@
+//! The `lowrank` binary end to end: what a student types, what comes back, and the exit code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lowrank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lowrank"))
+        .args(args)
+        .env(
+            "LOWRANK_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-cache"),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run lowrank: {e}"))
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"))
+}
+
+/// Asserts a clean failure: exit code 2, an error line naming every `needles`, no panic.
+fn check_fails(args: &[&str], needles: &[&str]) {
+    let output = lowrank(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn svd_image_compresses_a_sample_and_writes_the_output() {
+    let dir = temp_dir();
+    let out = dir.path().join("rings.png");
+    let out_arg = out.to_string_lossy();
+    let output = lowrank(&[
+        "svd-image",
+        "sample:rings",
+        "--rank",
+        "20",
+        "--size",
+        "128",
+        "--out",
+        &out_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.exists(), "no output file: {stdout}");
+    for needle in [
+        "128×128",
+        "values of 49152",
+        "storage ratio 3.19×",
+        "PSNR",
+        "dB",
+        "wrote",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in {stdout}");
+    }
+    let written = std::fs::metadata(&out).map_or(0, |m| m.len());
+    assert!(written > 1000, "output of {written} bytes");
+}
+
+#[test]
+fn svd_image_by_energy_reports_ranks_per_channel() {
+    let dir = temp_dir();
+    let out = dir.path().join("board.jpg");
+    let out_arg = out.to_string_lossy();
+    let output = lowrank(&[
+        "svd-image",
+        "sample:checkerboard",
+        "--energy",
+        "0.99",
+        "--size",
+        "64x48",
+        "--out",
+        &out_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.exists());
+    assert!(stdout.contains("64×48"), "{stdout}");
+    let ranks: Vec<&str> = stdout
+        .lines()
+        .filter(|line| ["R ", "G ", "B "].iter().any(|c| line.starts_with(c)))
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ranks, vec!["2", "2", "1"], "{stdout}");
+}
+
+#[test]
+fn svd_image_errors_exit_2_and_name_the_problem() {
+    let dir = temp_dir();
+    let out = dir.path().join("out.png");
+    let out_arg = out.to_string_lossy();
+    let missing = dir.path().join("missing.png");
+    let missing_arg = missing.to_string_lossy();
+    check_fails(
+        &["svd-image", &missing_arg, "--rank", "5", "--out", &out_arg],
+        &["missing.png"],
+    );
+    check_fails(
+        &["svd-image", "sample:nope", "--rank", "5", "--out", &out_arg],
+        &["nope", "rings", "astronaut"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:astronaut",
+            "--rank",
+            "5",
+            "--out",
+            &out_arg,
+        ],
+        &["cargo xtask venv"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:rings",
+            "--rank",
+            "600",
+            "--size",
+            "64",
+            "--out",
+            &out_arg,
+        ],
+        &["rank 600", "1..=64"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:rings",
+            "--rank",
+            "5",
+            "--out",
+            "out.gif",
+        ],
+        &["out.gif", ".png"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:rings",
+            "--energy",
+            "1.5",
+            "--out",
+            &out_arg,
+        ],
+        &["--energy", "(0, 1]"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:rings",
+            "--rank",
+            "0",
+            "--out",
+            &out_arg,
+        ],
+        &["--rank"],
+    );
+    check_fails(
+        &[
+            "svd-image",
+            "sample:rings",
+            "--rank",
+            "5",
+            "--energy",
+            "0.9",
+            "--out",
+            &out_arg,
+        ],
+        &["--energy"],
+    );
+    check_fails(
+        &["svd-image", "sample:rings", "--out", &out_arg],
+        &["--rank"],
+    );
+    assert!(!out.exists(), "a failed run wrote {}", out.display());
+}
