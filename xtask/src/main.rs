@@ -3,9 +3,12 @@
 //! Depends on no workspace crate, so it builds in seconds even when the library does not compile.
 
 mod bench;
+mod book;
 mod cache;
+mod notebooks;
 mod phases;
 mod test;
+mod tools;
 mod venv;
 
 use anyhow::{Result, bail};
@@ -15,6 +18,8 @@ cargo xtask <command>
 
 commands:
   test          the whole suite: fmt check, clippy -D warnings, every Rust test, reference parity
+  notebooks     regenerate notebooks/NN-slug.ipynb from book/src/NN-slug.md (--check: only compare)
+  book          build the mdBook (math rendered offline, figures made by the library) into target/book
   venv          make (or reuse) the reference Python venv and the sample photographs
   bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
   bench svd-backends
@@ -36,6 +41,9 @@ fn run() -> Result<()> {
     match args.as_slice() {
         ["test"] => test::run(&sh),
         ["venv"] => venv::ensure(&sh).map(|_| ()),
+        ["notebooks"] => notebooks::run(&project_root(), false),
+        ["notebooks", "--check"] => notebooks::run(&project_root(), true),
+        ["book"] => book::build(&sh),
         ["bench", "math"] => bench::math(&sh),
         ["bench", "svd-backends"] => bench::svd_backends(&sh),
         [] | ["help" | "--help" | "-h"] => {

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
 use crate::phases::Phases;
-use crate::venv;
+use crate::{book, venv};
 
 pub fn run(sh: &Shell) -> Result<()> {
     let mut phases = Phases::default();
@@ -44,6 +44,12 @@ fn run_phases(sh: &Shell, phases: &mut Phases) -> Result<()> {
         .is_err()
     {
         failed.push("tests");
+    }
+    if phases
+        .run("book (build + link check)", || book::build(sh))
+        .is_err()
+    {
+        failed.push("book");
     }
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
