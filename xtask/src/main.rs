@@ -5,7 +5,9 @@
 mod bench;
 mod book;
 mod cache;
+mod lab;
 mod notebooks;
+mod notebooks_run;
 mod phases;
 mod test;
 mod tools;
@@ -17,8 +19,16 @@ const HELP: &str = "\
 cargo xtask <command>
 
 commands:
-  test          the whole suite: fmt check, clippy -D warnings, every Rust test, reference parity
+  test          the whole suite: fmt check, clippy -D warnings, every Rust test, reference parity,
+                the lab set-up and smoke test, every notebook run headless
+  lab           JupyterLab on notebooks/ with the Rust (Lowrank) kernel (sets up what is missing:
+                .venv/ with kernel/requirements-lab.txt, evcxr_jupyter in the cache, the kernelspec)
+  lab --no-launch
+                the set-up only
   notebooks     regenerate notebooks/NN-slug.ipynb from book/src/NN-slug.md (--check: only compare)
+  notebooks --execute [NAME | PATH.ipynb ...]
+                run every notebook (or those named) headless on the kernel; per-cell times; fails
+                listing every failing notebook; also checks committed notebooks carry no outputs
   book          build the mdBook (math rendered offline, figures made by the library) into target/book
   venv          make (or reuse) the reference Python venv and the sample photographs
   bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
@@ -40,6 +50,9 @@ fn run() -> Result<()> {
     sh.change_dir(project_root());
     match args.as_slice() {
         ["test"] => test::run(&sh),
+        ["lab"] => lab::run(&sh, true),
+        ["lab", "--no-launch"] => lab::run(&sh, false),
+        ["notebooks", "--execute", selection @ ..] => notebooks_run::run(&sh, selection),
         ["venv"] => venv::ensure(&sh).map(|_| ()),
         ["notebooks"] => notebooks::run(&project_root(), false),
         ["notebooks", "--check"] => notebooks::run(&project_root(), true),

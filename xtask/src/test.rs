@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
 use crate::phases::Phases;
-use crate::{book, venv};
+use crate::{book, lab, notebooks_run, venv};
 
 pub fn run(sh: &Shell) -> Result<()> {
     let mut phases = Phases::default();
@@ -44,6 +44,30 @@ fn run_phases(sh: &Shell, phases: &mut Phases) -> Result<()> {
         .is_err()
     {
         failed.push("tests");
+    }
+    // The lab's phases print their own error, which is otherwise only summarised below.
+    let report = |error: &anyhow::Error| eprintln!("xtask: error: {error:#}");
+    match phases
+        .run("lab set-up", || lab::ensure(sh))
+        .inspect_err(report)
+    {
+        Ok(lab) => {
+            if phases
+                .run("lab smoke", || lab::smoke(&lab))
+                .inspect_err(report)
+                .is_err()
+            {
+                failed.push("lab smoke");
+            }
+            if phases
+                .run("notebooks", || notebooks_run::execute(sh, &lab, &[]))
+                .inspect_err(report)
+                .is_err()
+            {
+                failed.push("notebooks");
+            }
+        }
+        Err(_) => failed.push("lab set-up (lab smoke and notebooks not run)"),
     }
     if phases
         .run("book (build + link check)", || book::build(sh))
