@@ -10,6 +10,7 @@ panics) and reporting is xtask's job. Exits 0 unless this script itself is misus
 """
 
 import asyncio
+import atexit
 import json
 import os
 import sys
@@ -49,6 +50,10 @@ async def run(path, out_dir):
         status["error"] = f"cell {index + 1} failed"
     except Exception as error:  # a timeout or a dead kernel stops this notebook, not the others
         status["error"] = f"{type(error).__name__}: {error}"
+    finally:
+        # nbclient leaves an exit hook behind when the kernel dies while starting; the hook would
+        # fail at exit with a traceback that says nothing more.
+        atexit.unregister(client._cleanup_kernel)
     status["seconds"] = time.monotonic() - start
     nbformat.write(nb, os.path.join(out_dir, f"{name}.ipynb"))
     return status
