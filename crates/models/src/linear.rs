@@ -1,0 +1,420 @@
+//! The one linear layer every model projection uses, so compression can swap its form after loading.
+//!
+//! All forms compute `y = x·Wᵀ + b` for a weight `W` of shape (out, in), as Hugging Face stores it:
+//! - [`Linear::Dense`]: `W` itself, `in·out` numbers, `2·in·out` FLOPs per token;
+//! - [`Linear::LowRank`]: `W ≈ U·V`, `U` (out×r), `V` (r×in): two thin products, `r·(in+out)` numbers;
+//! - [`Linear::Tucker2`]: `W ≈ U1·Γ·U2ᵀ`, `U1` (out×r1), `Γ` (r1×r2), `U2` (in×r2);
+//! - [`Linear::Lora`]: a frozen base plus `(α/r)·B·A`, `A` (r×in), `B` (out×r), mergeable.
+//!
+//! Model files never name the variants: they call [`linear`] / [`linear_no_bias`] (candle-nn's
+//! signatures) and expose their layers through [`Linears`], so `replace(model, "encoder.layers.3.
+//! self_attn.q_proj", layer)` is the whole of model surgery. Compressed weights live under the layer's
+//! own prefix (`q_proj.u`, `q_proj.v`; `q_proj.lora_A.weight` as PEFT names them).
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::error::{Error, Result, invalid};
+
+#[derive(Debug, Clone)]
+pub enum Linear {
+    Dense(Dense),
+    LowRank(LowRank),
+    Tucker2(Tucker2),
+    Lora(Lora),
+}
+
+/// `y = x·Wᵀ + b`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+/// `y = (x·Vᵀ)·Uᵀ + b`, the rank-r factorization `W ≈ U·V`.
+#[derive(Debug, Clone)]
+pub struct LowRank {
+    pub u: Tensor,
+    pub v: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+/// `y = ((x·U2)·Γᵀ)·U1ᵀ + b`, the Tucker-2 form `W ≈ U1·Γ·U2ᵀ`.
+#[derive(Debug, Clone)]
+pub struct Tucker2 {
+    pub u1: Tensor,
+    pub core: Tensor,
+    pub u2: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+/// `y = base(x) + (α/r)·dropout(x)·Aᵀ·Bᵀ` with the base frozen (LoRA, Hu et al. 2021).
+#[derive(Debug, Clone)]
+pub struct Lora {
+    pub base: Box<Linear>,
+    pub lora_a: Tensor,
+    pub lora_b: Tensor,
+    pub alpha: f64,
+    pub dropout: f32,
+}
+
+impl Lora {
+    pub fn rank(&self) -> usize {
+        self.lora_a.dims().first().copied().unwrap_or(0)
+    }
+
+    /// `α / r`, the factor PEFT calls `scaling`.
+    pub fn scaling(&self) -> f64 {
+        self.alpha / self.rank().max(1) as f64
+    }
+}
+
+/// A dense layer with bias, loaded from `vb` (`weight` (out, in), `bias` (out)).
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get((out_dim, in_dim), "weight")?;
+    let bias = vb.get(out_dim, "bias")?;
+    Ok(Linear::Dense(Dense {
+        weight,
+        bias: Some(bias),
+    }))
+}
+
+/// A dense layer without bias.
+pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get((out_dim, in_dim), "weight")?;
+    Ok(Linear::Dense(Dense { weight, bias: None }))
+}
+
+impl Linear {
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out_dim, _) = weight.dims2()?;
+        check_bias(bias.as_ref(), out_dim)?;
+        Ok(Linear::Dense(Dense { weight, bias }))
+    }
+
+    /// `W ≈ U·V`; refuses factors whose inner sizes disagree.
+    pub fn low_rank(u: Tensor, v: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out_dim, rank) = u.dims2()?;
+        let (rank_v, _) = v.dims2()?;
+        if rank != rank_v {
+            return Err(invalid(format!(
+                "low-rank factors disagree: U is {:?} but V is {:?} (need U (out×r), V (r×in))",
+                u.dims(),
+                v.dims()
+            )));
+        }
+        check_bias(bias.as_ref(), out_dim)?;
+        Ok(Linear::LowRank(LowRank { u, v, bias }))
+    }
+
+    /// `W ≈ U1·Γ·U2ᵀ`.
+    pub fn tucker2(u1: Tensor, core: Tensor, u2: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (out_dim, r1) = u1.dims2()?;
+        let (core_r1, core_r2) = core.dims2()?;
+        let (_, r2) = u2.dims2()?;
+        if (r1, r2) != (core_r1, core_r2) {
+            return Err(invalid(format!(
+                "Tucker-2 factors disagree: U1 {:?}, core {:?}, U2 {:?} (need U1 (out×r1), core (r1×r2), U2 (in×r2))",
+                u1.dims(),
+                core.dims(),
+                u2.dims()
+            )));
+        }
+        check_bias(bias.as_ref(), out_dim)?;
+        Ok(Linear::Tucker2(Tucker2 { u1, core, u2, bias }))
+    }
+
+    /// Wraps `base` with LoRA factors `A` (r×in) and `B` (out×r).
+    pub fn lora(
+        base: Linear,
+        lora_a: Tensor,
+        lora_b: Tensor,
+        alpha: f64,
+        dropout: f32,
+    ) -> Result<Self> {
+        let (rank, in_dim) = lora_a.dims2()?;
+        let (out_dim, rank_b) = lora_b.dims2()?;
+        if rank != rank_b || in_dim != base.in_dim() || out_dim != base.out_dim() {
+            return Err(invalid(format!(
+                "LoRA factors A {:?} and B {:?} do not fit a {}→{} layer (need A (r×{}), B ({}×r))",
+                lora_a.dims(),
+                lora_b.dims(),
+                base.in_dim(),
+                base.out_dim(),
+                base.in_dim(),
+                base.out_dim()
+            )));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(invalid(format!(
+                "LoRA dropout {dropout} must be in [0, 1)"
+            )));
+        }
+        Ok(Linear::Lora(Lora {
+            base: Box::new(base),
+            lora_a,
+            lora_b,
+            alpha,
+            dropout,
+        }))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Linear::Dense(_) => "dense",
+            Linear::LowRank(_) => "low-rank",
+            Linear::Tucker2(_) => "tucker-2",
+            Linear::Lora(_) => "lora",
+        }
+    }
+
+    pub fn in_dim(&self) -> usize {
+        let dim = match self {
+            Linear::Dense(d) => d.weight.dims().get(1),
+            Linear::LowRank(l) => l.v.dims().get(1),
+            Linear::Tucker2(t) => t.u2.dims().first(),
+            Linear::Lora(l) => return l.base.in_dim(),
+        };
+        dim.copied().unwrap_or(0)
+    }
+
+    pub fn out_dim(&self) -> usize {
+        let dim = match self {
+            Linear::Dense(d) => d.weight.dims().first(),
+            Linear::LowRank(l) => l.u.dims().first(),
+            Linear::Tucker2(t) => t.u1.dims().first(),
+            Linear::Lora(l) => return l.base.out_dim(),
+        };
+        dim.copied().unwrap_or(0)
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        match self {
+            Linear::Dense(d) => d.bias.as_ref(),
+            Linear::LowRank(l) => l.bias.as_ref(),
+            Linear::Tucker2(t) => t.bias.as_ref(),
+            Linear::Lora(l) => l.base.bias(),
+        }
+    }
+
+    /// Numbers stored, bias included (LoRA: base plus adapter).
+    pub fn parameter_count(&self) -> usize {
+        let bias = self.bias().map_or(0, |b| b.elem_count());
+        match self {
+            Linear::Dense(d) => d.weight.elem_count() + bias,
+            Linear::LowRank(l) => l.u.elem_count() + l.v.elem_count() + bias,
+            Linear::Tucker2(t) => {
+                t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count() + bias
+            }
+            Linear::Lora(l) => {
+                l.base.parameter_count() + l.lora_a.elem_count() + l.lora_b.elem_count()
+            }
+        }
+    }
+
+    /// Multiply-add FLOPs per input row (token), bias excluded: `2·in·out` for a dense layer.
+    pub fn flops_per_token(&self) -> usize {
+        match self {
+            Linear::Dense(d) => 2 * d.weight.elem_count(),
+            Linear::LowRank(l) => 2 * (l.u.elem_count() + l.v.elem_count()),
+            Linear::Tucker2(t) => {
+                2 * (t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count())
+            }
+            Linear::Lora(l) => {
+                l.base.flops_per_token() + 2 * (l.lora_a.elem_count() + l.lora_b.elem_count())
+            }
+        }
+    }
+
+    /// The (out, in) matrix this layer applies; for LoRA the merged `W + (α/r)·B·A`.
+    pub fn effective_weight(&self) -> Result<Tensor> {
+        Ok(match self {
+            Linear::Dense(d) => d.weight.clone(),
+            Linear::LowRank(l) => l.u.matmul(&l.v)?,
+            Linear::Tucker2(t) => t.u1.matmul(&t.core)?.matmul(&t.u2.t()?)?,
+            Linear::Lora(l) => {
+                let delta = l.lora_b.matmul(&l.lora_a)?;
+                (l.base.effective_weight()? + (delta * l.scaling())?)?
+            }
+        })
+    }
+
+    /// `y = x·Wᵀ + b` for `xs` of shape (…, in); LoRA's dropout is off (inference).
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_t(xs, false)
+    }
+
+    /// As [`Linear::forward`], with LoRA's dropout on when `train` is set.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let ys = match self {
+            Linear::Dense(d) => matmul_t(xs, &d.weight)?,
+            Linear::LowRank(l) => matmul_t(&matmul_t(xs, &l.v)?, &l.u)?,
+            Linear::Tucker2(t) => {
+                let projected = xs.broadcast_matmul(&t.u2)?;
+                matmul_t(&matmul_t(&projected, &t.core)?, &t.u1)?
+            }
+            Linear::Lora(l) => {
+                let base = l.base.forward_t(xs, train)?;
+                let dropped = if train && l.dropout > 0.0 {
+                    candle_nn::ops::dropout(xs, l.dropout)?
+                } else {
+                    xs.clone()
+                };
+                let update = matmul_t(&matmul_t(&dropped, &l.lora_a)?, &l.lora_b)?;
+                return Ok((base + (update * l.scaling())?)?);
+            }
+        };
+        match self.bias() {
+            Some(bias) => Ok(ys.broadcast_add(bias)?),
+            None => Ok(ys),
+        }
+    }
+
+    /// LoRA folded into a dense layer (`W + (α/r)·B·A`); other forms come back unchanged.
+    pub fn merged(&self) -> Result<Linear> {
+        match self {
+            Linear::Lora(l) => Linear::dense(self.effective_weight()?, l.base.bias().cloned()),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Casts every tensor (for bf16 inference or f32 parity checks).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Linear> {
+        let cast = |t: &Tensor| t.to_dtype(dtype);
+        let cast_bias = |b: &Option<Tensor>| b.as_ref().map(cast).transpose();
+        Ok(match self {
+            Linear::Dense(d) => Linear::Dense(Dense {
+                weight: cast(&d.weight)?,
+                bias: cast_bias(&d.bias)?,
+            }),
+            Linear::LowRank(l) => Linear::LowRank(LowRank {
+                u: cast(&l.u)?,
+                v: cast(&l.v)?,
+                bias: cast_bias(&l.bias)?,
+            }),
+            Linear::Tucker2(t) => Linear::Tucker2(Tucker2 {
+                u1: cast(&t.u1)?,
+                core: cast(&t.core)?,
+                u2: cast(&t.u2)?,
+                bias: cast_bias(&t.bias)?,
+            }),
+            Linear::Lora(l) => Linear::Lora(Lora {
+                base: Box::new(l.base.to_dtype(dtype)?),
+                lora_a: cast(&l.lora_a)?,
+                lora_b: cast(&l.lora_b)?,
+                alpha: l.alpha,
+                dropout: l.dropout,
+            }),
+        })
+    }
+
+    /// The named tensors of this layer, keyed relative to its prefix (`weight`, `u`, `lora_A.weight`).
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut tensors: Vec<(String, Tensor)> = match self {
+            Linear::Dense(d) => vec![("weight".into(), d.weight.clone())],
+            Linear::LowRank(l) => vec![("u".into(), l.u.clone()), ("v".into(), l.v.clone())],
+            Linear::Tucker2(t) => vec![
+                ("u1".into(), t.u1.clone()),
+                ("core".into(), t.core.clone()),
+                ("u2".into(), t.u2.clone()),
+            ],
+            Linear::Lora(l) => {
+                let mut base: Vec<(String, Tensor)> = l
+                    .base
+                    .tensors()
+                    .into_iter()
+                    .map(|(name, t)| (format!("base_layer.{name}"), t))
+                    .collect();
+                base.push(("lora_A.weight".into(), l.lora_a.clone()));
+                base.push(("lora_B.weight".into(), l.lora_b.clone()));
+                return base;
+            }
+        };
+        if let Some(bias) = self.bias() {
+            tensors.push(("bias".into(), bias.clone()));
+        }
+        tensors
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        Linear::forward(self, xs).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}
+
+/// `xs·wᵀ` for `xs` (…, in) and `w` (out, in).
+fn matmul_t(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(xs.broadcast_matmul(&w.t()?)?)
+}
+
+fn check_bias(bias: Option<&Tensor>, out_dim: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.dims() != [out_dim] => Err(invalid(format!(
+            "bias has shape {:?}, expected [{out_dim}]",
+            b.dims()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A model whose projections can be listed and swapped by their checkpoint names.
+pub trait Linears {
+    /// Every linear layer with its full name (`encoder.layers.0.self_attn.q_proj`), in model order.
+    fn linears(&self) -> Vec<(String, &Linear)>;
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)>;
+}
+
+/// The layer called `name`, or an error listing names that look close.
+pub fn find<'a, M: Linears + ?Sized>(model: &'a M, name: &str) -> Result<&'a Linear> {
+    let all = model.linears();
+    let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
+    all.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, layer)| layer)
+        .ok_or_else(|| unknown_layer(name, &names))
+}
+
+/// Swaps the layer called `name` for `layer`, which must map the same sizes; returns the old one.
+pub fn replace<M: Linears + ?Sized>(model: &mut M, name: &str, layer: Linear) -> Result<Linear> {
+    let mut all = model.linears_mut();
+    let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
+    let slot = all
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .map(|(_, slot)| slot)
+        .ok_or_else(|| unknown_layer(name, &names))?;
+    if (slot.in_dim(), slot.out_dim()) != (layer.in_dim(), layer.out_dim()) {
+        return Err(invalid(format!(
+            "{name} maps {}→{} but the replacement maps {}→{}",
+            slot.in_dim(),
+            slot.out_dim(),
+            layer.in_dim(),
+            layer.out_dim()
+        )));
+    }
+    Ok(std::mem::replace(*slot, layer))
+}
+
+fn unknown_layer(name: &str, names: &[String]) -> Error {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let similar: Vec<&str> = names
+        .iter()
+        .filter(|n| n.ends_with(last) || name.starts_with(n.as_str()))
+        .take(4)
+        .map(String::as_str)
+        .collect();
+    let hint = if similar.is_empty() {
+        format!(
+            "the model has {} linear layers, e.g. {}",
+            names.len(),
+            names.first().map_or("none", String::as_str)
+        )
+    } else {
+        format!("did you mean {}?", similar.join(", "))
+    };
+    Error::UnknownLayer {
+        name: name.to_string(),
+        hint,
+    }
+}
