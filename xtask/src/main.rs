@@ -6,6 +6,7 @@ mod bench;
 mod book;
 mod cache;
 mod lab;
+mod notebook_checks;
 mod notebooks;
 mod notebooks_run;
 mod phases;

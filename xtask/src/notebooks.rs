@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+/// The cell tag naming the check a cell's printed values must pass (`check:NAME`).
+pub const CHECK_TAG: &str = "check:";
+
 /// Chapters that are lessons: `NN-slug.md` in book/src.
 pub fn chapters(root: &Path) -> Result<Vec<PathBuf>> {
     let mut chapters: Vec<PathBuf> = std::fs::read_dir(root.join("book/src"))?
@@ -69,7 +72,8 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
 
 enum Cell {
     Markdown(String),
-    Code(String),
+    /// Source and, for a ```` ```rust,check=NAME ```` fence, the check its output must pass.
+    Code(String, Option<String>),
 }
 
 /// The notebook JSON for one chapter, formatted as Jupyter formats it (indent 1, trailing newline).
@@ -81,9 +85,10 @@ pub fn render(markdown: &str) -> Result<String> {
             Cell::Markdown(text) => json!({
                 "cell_type": "markdown", "id": format!("cell-{i}"), "metadata": {}, "source": lines(&text)
             }),
-            Cell::Code(code) => json!({
+            Cell::Code(code, check) => json!({
                 "cell_type": "code", "execution_count": null, "id": format!("cell-{i}"),
-                "metadata": {}, "outputs": [], "source": lines(&code)
+                "metadata": check.map_or(json!({}), |name| json!({"tags": [format!("{CHECK_TAG}{name}")]})),
+                "outputs": [], "source": lines(&code)
             }),
         })
         .collect();
@@ -109,12 +114,13 @@ fn split(markdown: &str) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let mut prose = String::new();
     let mut code: Option<String> = None;
+    let mut check: Option<String> = None;
     let mut book_only = false;
     for (number, line) in markdown.lines().enumerate() {
         let trimmed = line.trim();
         if let Some(body) = code.as_mut() {
             if trimmed == "```" {
-                cells.push(Cell::Code(body.trim_end().to_string()));
+                cells.push(Cell::Code(body.trim_end().to_string(), check.take()));
                 code = None;
             } else {
                 body.push_str(line);
@@ -129,6 +135,11 @@ fn split(markdown: &str) -> Result<Vec<Cell>> {
             "```rust" => {
                 flush(&mut prose, &mut cells);
                 code = Some(String::new());
+            }
+            _ if trimmed.starts_with("```rust,check=") => {
+                flush(&mut prose, &mut cells);
+                code = Some(String::new());
+                check = Some(trimmed["```rust,check=".len()..].to_string());
             }
             "<details>" | "</details>" => {}
             "<summary>Solutions</summary>" => prose.push_str("### Solutions\n"),
@@ -214,5 +225,14 @@ mod tests {
         assert_eq!(cells[1]["source"], json!(["let a = 1;"]));
         assert_eq!(cells[2]["source"], json!(["```sh\n", "ls\n", "```"]));
         assert!(render("```rust\nlet a = 1;\n").is_err());
+    }
+
+    #[test]
+    fn a_check_fence_tags_its_cell() {
+        let md = "```rust,check=flops\nprintln!(\"2\");\n```\n```rust\nlet b = 2;\n```\n";
+        let notebook: Value = serde_json::from_str(&render(md).unwrap()).unwrap();
+        let cells = notebook["cells"].as_array().unwrap();
+        assert_eq!(cells[0]["metadata"], json!({"tags": ["check:flops"]}));
+        assert_eq!(cells[1]["metadata"], json!({}));
     }
 }

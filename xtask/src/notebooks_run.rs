@@ -14,6 +14,7 @@ use serde_json::Value;
 use xshell::{Shell, cmd};
 
 use crate::lab::{self, Lab};
+use crate::{cache, notebook_checks, venv};
 
 const SLOWEST_SHOWN: usize = 5;
 
@@ -54,14 +55,31 @@ pub fn execute(sh: &Shell, lab: &Lab, selection: &[&str]) -> Result<()> {
     if paths.is_empty() {
         eprintln!("notebooks: notebooks/ holds no .ipynb yet: nothing to execute");
     } else {
+        let python = venv::ensure(sh)?;
+        let expected = notebook_checks::expected(sh, &python, &lab.root, &cache::dir())?;
         let start = std::time::Instant::now();
-        let reports = execute_paths(sh, lab, &paths, &lab.root.join("target/notebooks"))?;
+        let out_dir = lab.root.join("target/notebooks");
+        let reports = execute_paths(sh, lab, &paths, &out_dir)?;
         print_reports(&reports, start.elapsed().as_secs_f64());
-        failures.extend(
-            reports
-                .iter()
-                .filter_map(|r| Some(format!("{}: {}", r.name, r.failure.as_ref()?))),
-        );
+        for report in &reports {
+            if let Some(failure) = &report.failure {
+                failures.push(format!("{}: {failure}", report.name));
+                continue;
+            }
+            let executed = read_json(&out_dir.join(format!("{}.ipynb", report.name)))?;
+            let problems = notebook_checks::judge(&report.name, &executed, &expected);
+            eprintln!(
+                "notebooks: {}: {} checked value(s) {}",
+                report.name,
+                if problems.is_empty() { "all" } else { "some" },
+                if problems.is_empty() {
+                    "equal the reference"
+                } else {
+                    "differ"
+                }
+            );
+            failures.extend(problems.iter().map(|p| format!("{}: {p}", report.name)));
+        }
     }
     if !failures.is_empty() {
         bail!(
