@@ -24,6 +24,10 @@ enum Command {
     SvdImage(cmd::svd_image::Args),
     /// Tucker-decompose a tensor stored as .npy (HOSVD or HOOI).
     Tucker(cmd::tucker::Args),
+    /// Generate text with a BART model: greedy, beam search or sampling.
+    Generate(cmd::generate::Args),
+    /// Embed sentences with a sentence encoder (all-MiniLM-L6-v2) and compare them.
+    Embed(cmd::embed::Args),
 }
 
 fn main() {
@@ -32,6 +36,8 @@ fn main() {
         Command::Flops(args) => cmd::flops::run(&args),
         Command::SvdImage(args) => cmd::svd_image::run(&args),
         Command::Tucker(args) => cmd::tucker::run(&args),
+        Command::Generate(args) => cmd::generate::run(&args),
+        Command::Embed(args) => cmd::embed::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

@@ -328,7 +328,7 @@ fn rewrite_dep_path(line: &str, base: &Path) -> Result<String> {
 
 /// `<cache>/evcxr-<hash of rustc -vV and evcxr's version>`: evcxr keys its cache by rustc's
 /// arguments only, so a toolchain update must start a new cache instead of reusing stale rlibs.
-fn compile_cache_dir(sh: &Shell) -> Result<PathBuf> {
+pub fn compile_cache_dir(sh: &Shell) -> Result<PathBuf> {
     let rustc = cmd!(sh, "rustc -vV").quiet().read()?;
     let version = cache::version_of(&format!("{rustc}\nevcxr {EVCXR_VERSION}"));
     Ok(cache::dir().join(format!("evcxr-{version}")))

@@ -3,6 +3,7 @@
 //! Depends on no workspace crate, so it builds in seconds even when the library does not compile.
 
 mod bench;
+mod bench_lab;
 mod book;
 mod cache;
 mod lab;
@@ -33,6 +34,8 @@ commands:
   book          build the mdBook (math rendered offline, figures made by the library) into target/book
   venv          make (or reuse) the reference Python venv and the sample photographs
   bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
+  bench lab [--warm-only]
+                kernel start, first cell, small cells and every notebook, cold and warm
   bench svd-backends
                 time and check faer's and nalgebra's SVD (why Lowrank uses faer)
 ";
@@ -60,6 +63,8 @@ fn run() -> Result<()> {
         ["book"] => book::build(&sh),
         ["bench", "math"] => bench::math(&sh),
         ["bench", "svd-backends"] => bench::svd_backends(&sh),
+        ["bench", "lab"] => bench_lab::run(&sh, true),
+        ["bench", "lab", "--warm-only"] => bench_lab::run(&sh, false),
         [] | ["help" | "--help" | "-h"] => {
             print!("{HELP}");
             Ok(())

@@ -260,7 +260,7 @@ fn print_reports(reports: &[Report], total: f64) {
     }
 }
 
-fn committed_notebooks(root: &Path) -> Result<Vec<PathBuf>> {
+pub fn committed_notebooks(root: &Path) -> Result<Vec<PathBuf>> {
     let dir = root.join("notebooks");
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries

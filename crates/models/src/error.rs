@@ -37,6 +37,10 @@ impl From<candle_core::Error> for Error {
     fn from(error: candle_core::Error) -> Self {
         match error {
             candle_core::Error::CannotFindTensor { path } => Error::MissingTensor { name: path },
+            // candle's buffered safetensors backend reports a missing key as the format's error.
+            candle_core::Error::SafeTensor(safetensors::SafeTensorError::TensorNotFound(name)) => {
+                Error::MissingTensor { name }
+            }
             candle_core::Error::UnexpectedShape { msg, expected, got } => Error::ShapeMismatch {
                 name: msg
                     .strip_prefix("shape mismatch for ")

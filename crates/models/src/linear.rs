@@ -146,9 +146,7 @@ impl Linear {
             )));
         }
         if !(0.0..1.0).contains(&dropout) {
-            return Err(invalid(format!(
-                "LoRA dropout {dropout} must be in [0, 1)"
-            )));
+            return Err(invalid(format!("LoRA dropout {dropout} must be in [0, 1)")));
         }
         Ok(Linear::Lora(Lora {
             base: Box::new(base),
@@ -217,9 +215,7 @@ impl Linear {
         match self {
             Linear::Dense(d) => 2 * d.weight.elem_count(),
             Linear::LowRank(l) => 2 * (l.u.elem_count() + l.v.elem_count()),
-            Linear::Tucker2(t) => {
-                2 * (t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count())
-            }
+            Linear::Tucker2(t) => 2 * (t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count()),
             Linear::Lora(l) => {
                 l.base.flops_per_token() + 2 * (l.lora_a.elem_count() + l.lora_b.elem_count())
             }
