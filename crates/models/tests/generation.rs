@@ -826,6 +826,26 @@ struct GenerateCase {
     attention_mask: Vec<Vec<u32>>,
     options: serde_json::Value,
     sequences: Vec<Vec<u32>>,
+    /// Added to the EOS logit bias (`final_logits_bias[0, 2]`), as the fixture script did.
+    #[serde(default)]
+    eos_bias: Option<f32>,
+}
+
+/// tiny-bart with `bias` added to its EOS logit bias, so hypotheses end at many lengths.
+fn eos_prone(dir: &Path, bias: f32) -> Bart {
+    let cfg = models::bart::Config::from_json_file(&dir.join("config.json")).unwrap();
+    let mut tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let key = "final_logits_bias";
+    let mut values: Vec<f32> = tensors[key].flatten_all().unwrap().to_vec1().unwrap();
+    values[2] += bias;
+    let shape = tensors[key].shape().clone();
+    tensors.insert(
+        key.to_string(),
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap(),
+    );
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    Bart::load(vb, &cfg).unwrap()
 }
 
 /// transformers' `generate` on the random tiny BART, greedy and beam search, token for token.
@@ -836,6 +856,7 @@ fn tiny_bart_generate_matches_transformers() {
         serde_json::from_value(read_json(&root.join("tiny-bart-generate.json"))).unwrap();
     let dir = root.join("tiny-bart");
     let model = Bart::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
+    let mut biased: Vec<(f32, Bart)> = Vec::new();
     // generate starts from the model's generation config, then applies its keyword arguments.
     let mut base =
         GenerationConfig::from_model_config(&read_json(&dir.join("config.json"))).unwrap();
@@ -855,12 +876,21 @@ fn tiny_bart_generate_matches_transformers() {
         );
         let ids = ids_tensor(&case.input_ids);
         let mask = ids_tensor(&case.attention_mask);
+        let model = match case.eos_bias {
+            None => &model,
+            Some(bias) => {
+                if !biased.iter().any(|(b, _)| *b == bias) {
+                    biased.push((bias, eos_prone(&dir, bias)));
+                }
+                &biased.iter().find(|(b, _)| *b == bias).unwrap().1
+            }
+        };
         for use_cache in [true, false] {
             let config = GenerationConfig {
                 use_cache,
                 ..config.clone()
             };
-            let got = generate(&model, &ids, &mask, &config).unwrap();
+            let got = generate(model, &ids, &mask, &config).unwrap();
             if got != case.sequences {
                 mismatches.push(format!(
                     "{} (use_cache {use_cache}):\n  transformers {:?}\n  lowrank      {got:?}",
