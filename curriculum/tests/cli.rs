@@ -190,3 +190,105 @@ fn svd_image_errors_exit_2_and_name_the_problem() {
     );
     assert!(!out.exists(), "a failed run wrote {}", out.display());
 }
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn generate_runs_beam_search_on_a_local_bart() {
+    let model = fixture("tiny-bart");
+    let output = lowrank(&[
+        "generate",
+        "--model",
+        &model,
+        "--text",
+        "My card has not arrived.",
+        "--beams",
+        "3",
+        "--max-new-tokens",
+        "6",
+        "--ids",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("> My card has not arrived.\n"),
+        "{stdout}"
+    );
+    // The decoder start token, then at most six new tokens.
+    let ids = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ids: "))
+        .unwrap_or_default();
+    assert!(
+        ids.starts_with("[2, ") && ids.split(',').count() <= 7,
+        "{ids}"
+    );
+}
+
+#[test]
+fn embed_prints_cosines_and_writes_unit_vectors() {
+    let dir = temp_dir();
+    let out = dir.path().join("e.npy");
+    let out_arg = out.to_string_lossy();
+    let model = fixture("tiny-bert");
+    let output = lowrank(&[
+        "embed",
+        "--model",
+        &model,
+        "--text",
+        "my card",
+        "--text",
+        "the transfer",
+        "--out",
+        &out_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("2 texts, 32 dimensions") && stdout.contains("cosine similarities"));
+    let matrix: ndarray::Array2<f32> =
+        ndarray_npy::read_npy(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(matrix.dim(), (2, 32));
+    for row in matrix.rows() {
+        assert!((row.dot(&row) - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn model_commands_name_what_is_wrong() {
+    let bart = fixture("tiny-bart");
+    check_fails(
+        &["generate", "--model", "/nonexistent", "--text", "x"],
+        &["/nonexistent/config.json"],
+    );
+    check_fails(
+        &[
+            "generate", "--model", &bart, "--text", "x", "--top-p", "1.5",
+        ],
+        &["top_p 1.5"],
+    );
+    check_fails(
+        &["generate", "--model", &bart, "--text", "x", "--beams", "0"],
+        &["num_beams"],
+    );
+    check_fails(&["embed", "--model", &bart], &["nothing to embed"]);
+    if !cfg!(feature = "cuda") {
+        check_fails(
+            &["embed", "--model", &bart, "--text", "x", "--device", "cuda"],
+            &["built without CUDA"],
+        );
+    }
+}
