@@ -1,5 +1,6 @@
 //! Decoding on a toy `Seq2Seq` whose logits are a fixed function of the source and the decoder
 //! prefix, so each test can state the tokens greedy search, beam search and sampling must produce.
+#![allow(clippy::unwrap_used)]
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
