@@ -246,7 +246,7 @@ impl Linear {
             Linear::Dense(d) => matmul_t(xs, &d.weight)?,
             Linear::LowRank(l) => matmul_t(&matmul_t(xs, &l.v)?, &l.u)?,
             Linear::Tucker2(t) => {
-                let projected = xs.broadcast_matmul(&t.u2)?;
+                let projected = matmul_rows(xs, &t.u2)?;
                 matmul_t(&matmul_t(&projected, &t.core)?, &t.u1)?
             }
             Linear::Lora(l) => {
@@ -341,7 +341,27 @@ impl Module for Linear {
 
 /// `xs·wᵀ` for `xs` (…, in) and `w` (out, in).
 fn matmul_t(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
-    Ok(xs.broadcast_matmul(&w.t()?)?)
+    matmul_rows(xs, &w.t()?)
+}
+
+/// `xs·rhs` for `xs` (…, k) and `rhs` (k, n), as one 2-D product over all leading rows. A
+/// broadcast batched product would copy `rhs` once per batch row on CUDA (candle makes the
+/// stride-0 operand contiguous), which made MiniLM at batch 256 slower than torch.
+fn matmul_rows(xs: &Tensor, rhs: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims();
+    let Some((&k, leading)) = dims.split_last() else {
+        return Err(invalid(
+            "a linear layer needs an input with at least one dimension",
+        ));
+    };
+    if leading.len() <= 1 {
+        return Ok(xs.matmul(rhs)?);
+    }
+    let rows: usize = leading.iter().product();
+    let ys = xs.reshape((rows, k))?.matmul(rhs)?;
+    let mut out_dims = leading.to_vec();
+    out_dims.push(rhs.dim(1)?);
+    Ok(ys.reshape(out_dims)?)
 }
 
 fn check_bias(bias: Option<&Tensor>, out_dim: usize) -> Result<()> {
