@@ -46,6 +46,10 @@ pub fn attention_weights(q: &Tensor, k: &Tensor, mask: Option<&Tensor>) -> Resul
         Some(mask) => scores.broadcast_add(&mask.to_dtype(scores.dtype())?)?,
         None => scores,
     };
+    // candle's fused softmax has no backward pass: while training, the composite one.
+    if scores.track_op() {
+        return Ok(candle_nn::ops::softmax(&scores, D::Minus1)?);
+    }
     Ok(candle_nn::ops::softmax_last_dim(&scores)?)
 }
 

@@ -251,7 +251,7 @@ impl BertEmbeddings {
         let position_ids = Tensor::arange(0u32, seq_len as u32, input_ids.device())?;
         let positions = self.position_embeddings.forward(&position_ids)?;
         let xs = (words + types)?.broadcast_add(&positions)?;
-        Ok(self.layer_norm.forward(&xs)?)
+        crate::norm::layer_norm(&self.layer_norm, &xs)
     }
 
     fn rounded(&self, dtype: DType) -> Result<Self> {
@@ -338,7 +338,7 @@ impl BertOutput {
 
     fn forward(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let xs = self.dense.forward(xs)?;
-        Ok(self.layer_norm.forward(&(xs + residual)?)?)
+        crate::norm::layer_norm(&self.layer_norm, &(xs + residual)?)
     }
 
     fn rounded(&self, dtype: DType, model_dtype: DType) -> Result<Self> {

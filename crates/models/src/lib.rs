@@ -9,6 +9,9 @@ pub mod bert;
 pub mod error;
 pub mod generation;
 pub mod linear;
+pub mod lora;
+pub mod loss;
+mod norm;
 pub mod tokenizer;
 
 /// candle itself, so users of this crate name its tensors and devices without a second dependency.

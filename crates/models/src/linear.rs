@@ -274,6 +274,37 @@ impl Linear {
         }
     }
 
+    /// The inverse of [`Linear::merged`] (PEFT's `unmerge`): this dense layer, holding
+    /// `W + (α/r)·B·A`, back in LoRA form, `W` recovered by subtraction (up to rounding) and
+    /// detached from `A` and `B`. Refuses a layer that is not dense or factors that do not fit it.
+    pub fn unmerged(
+        &self,
+        lora_a: Tensor,
+        lora_b: Tensor,
+        alpha: f64,
+        dropout: f32,
+    ) -> Result<Linear> {
+        let Linear::Dense(dense) = self else {
+            return Err(invalid(format!(
+                "only a dense layer holds a merged LoRA update; this one is {}",
+                self.kind()
+            )));
+        };
+        let Linear::Lora(checked) = Linear::lora(self.clone(), lora_a, lora_b, alpha, dropout)?
+        else {
+            return Err(invalid("Linear::lora returned another form"));
+        };
+        let delta = (checked.lora_b.matmul(&checked.lora_a)? * checked.scaling())?;
+        let weight = (&dense.weight - delta.to_dtype(dense.weight.dtype())?)?.detach();
+        Linear::lora(
+            Linear::dense(weight, dense.bias.clone())?,
+            checked.lora_a,
+            checked.lora_b,
+            alpha,
+            dropout,
+        )
+    }
+
     /// Casts every tensor (for bf16 inference or f32 parity checks).
     pub fn to_dtype(&self, dtype: DType) -> Result<Linear> {
         let cast = |t: &Tensor| t.to_dtype(dtype);

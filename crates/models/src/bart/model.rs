@@ -18,6 +18,11 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 /// reads row p + 2.
 const POSITION_OFFSET: usize = 2;
 
+/// BART's LayerNorm, differentiable when training (see `crate::norm`).
+fn ln(norm: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
+    crate::norm::layer_norm(norm, xs)
+}
+
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(candle_nn::layer_norm(size, LAYER_NORM_EPS, vb)?)
 }
@@ -85,9 +90,9 @@ impl EncoderLayer {
 
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let attended = self.self_attn.forward(xs, Some(mask), None)?;
-        let xs = self.self_attn_layer_norm.forward(&(xs + attended)?)?;
+        let xs = ln(&self.self_attn_layer_norm, &(xs + attended)?)?;
         let fed = feed_forward(&self.fc1, &self.fc2, self.activation, &xs)?;
-        Ok(self.final_layer_norm.forward(&(xs + fed)?)?)
+        ln(&self.final_layer_norm, &(xs + fed)?)
     }
 
     fn linears<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Linear)>) {
@@ -170,16 +175,16 @@ impl DecoderLayer {
         let attended =
             self.self_attn
                 .forward(xs, masks.causal.as_ref(), Some(&mut cache.self_attn))?;
-        let xs = self.self_attn_layer_norm.forward(&(xs + attended)?)?;
+        let xs = ln(&self.self_attn_layer_norm, &(xs + attended)?)?;
         let attended = self.encoder_attn.forward_cross(
             &xs,
             encoder_hidden,
             Some(&masks.encoder),
             Some(&mut cache.encoder_attn),
         )?;
-        let xs = self.encoder_attn_layer_norm.forward(&(xs + attended)?)?;
+        let xs = ln(&self.encoder_attn_layer_norm, &(xs + attended)?)?;
         let fed = feed_forward(&self.fc1, &self.fc2, self.activation, &xs)?;
-        Ok(self.final_layer_norm.forward(&(xs + fed)?)?)
+        ln(&self.final_layer_norm, &(xs + fed)?)
     }
 
     fn linears<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Linear)>) {
@@ -252,9 +257,10 @@ impl Encoder {
     fn forward(&self, tokens: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (_b_sz, seq_len, _) = tokens.dims3()?;
         let positions = self.embed_positions.forward(seq_len, 0)?;
-        let mut xs = self
-            .layernorm_embedding
-            .forward(&tokens.broadcast_add(&positions)?)?;
+        let mut xs = ln(
+            &self.layernorm_embedding,
+            &tokens.broadcast_add(&positions)?,
+        )?;
         for layer in &self.layers {
             xs = layer.forward(&xs, mask)?;
         }
@@ -294,9 +300,10 @@ impl Decoder {
         self.size_cache(cache)?;
         let past = cache.past_len();
         let positions = self.embed_positions.forward(seq_len, past)?;
-        let mut xs = self
-            .layernorm_embedding
-            .forward(&tokens.broadcast_add(&positions)?)?;
+        let mut xs = ln(
+            &self.layernorm_embedding,
+            &tokens.broadcast_add(&positions)?,
+        )?;
         let masks = DecoderMasks {
             causal: match seq_len {
                 1 => None,
@@ -483,6 +490,49 @@ impl Bart {
         let tokens = self.embed(decoder_input_ids)?;
         let mask = padding_mask(encoder_mask, tokens.dtype())?;
         self.decoder.forward(&tokens, encoder_hidden, &mask, cache)
+    }
+
+    /// Parameters as torch's `model.parameters()` counts them for BartForConditionalGeneration:
+    /// the shared embedding once (the LM head is tied to it unless the checkpoint had its own),
+    /// positions, LayerNorms and every [`Linear`], LoRA factors included; `final_logits_bias` is
+    /// a buffer, not a parameter.
+    pub fn parameter_count(&self) -> usize {
+        let norm =
+            |ln: &LayerNorm| ln.weight().elem_count() + ln.bias().map_or(0, Tensor::elem_count);
+        let encoder_norms: usize = self
+            .encoder
+            .layers
+            .iter()
+            .map(|l| norm(&l.self_attn_layer_norm) + norm(&l.final_layer_norm))
+            .sum();
+        let decoder_norms: usize = self
+            .decoder
+            .layers
+            .iter()
+            .map(|l| {
+                norm(&l.self_attn_layer_norm)
+                    + norm(&l.encoder_attn_layer_norm)
+                    + norm(&l.final_layer_norm)
+            })
+            .sum();
+        let lm_head = match self.lm_head.tensors().first() {
+            Some((_, weight)) if weight.id() == self.shared.embeddings().id() => 0,
+            _ => self.lm_head.parameter_count(),
+        };
+        let linears: usize = self
+            .linears()
+            .iter()
+            .map(|(_, l)| l.parameter_count())
+            .sum();
+        self.shared.embeddings().elem_count()
+            + self.encoder.embed_positions.weight.elem_count()
+            + self.decoder.embed_positions.weight.elem_count()
+            + norm(&self.encoder.layernorm_embedding)
+            + norm(&self.decoder.layernorm_embedding)
+            + encoder_norms
+            + decoder_norms
+            + linears
+            + lm_head
     }
 
     pub fn new_cache(&self) -> BartCache {
