@@ -28,6 +28,10 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Embed sentences with a sentence encoder (all-MiniLM-L6-v2) and compare them.
     Embed(cmd::embed::Args),
+    /// Train the small BART summarizer on the generated customer-service dialogues.
+    Train(cmd::train::Args),
+    /// LoRA: fine-tune adapters on a BART model, merge them, show trainable parameters.
+    Lora(cmd::lora::Args),
 }
 
 fn main() {
@@ -38,6 +42,8 @@ fn main() {
         Command::Tucker(args) => cmd::tucker::run(&args),
         Command::Generate(args) => cmd::generate::run(&args),
         Command::Embed(args) => cmd::embed::run(&args),
+        Command::Train(args) => cmd::train::run(&args),
+        Command::Lora(args) => cmd::lora::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

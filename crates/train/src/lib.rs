@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod summarizer;
 pub mod trainer;
 
 pub use error::{Error, Result};

@@ -4,5 +4,7 @@ pub mod device;
 pub mod embed;
 pub mod flops;
 pub mod generate;
+pub mod lora;
 pub mod svd_image;
+pub mod train;
 pub mod tucker;
