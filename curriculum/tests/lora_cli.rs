@@ -148,6 +148,11 @@ fn train_writes_a_peft_adapter_and_lowers_the_loss_and_merge_gives_a_loadable_mo
     for file in [lora::CONFIG_FILE, lora::WEIGHTS_FILE] {
         assert!(adapter.join(file).is_file(), "{file} missing");
     }
+    let curve = std::fs::read_to_string(adapter.join("loss.svg")).unwrap();
+    assert!(
+        curve.starts_with("<svg") && curve.contains("optimizer step"),
+        "{curve}"
+    );
     let cfg = lora::LoraConfig::from_json_file(&adapter.join(lora::CONFIG_FILE)).unwrap();
     assert_eq!((cfg.r, cfg.lora_alpha, cfg.lora_dropout), (4, 8.0, 0.05));
     let weights =

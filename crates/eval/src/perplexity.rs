@@ -7,8 +7,8 @@
 //! target's ids (special tokens included) with padding set to -100, the decoder reads the labels
 //! shifted right behind the decoder start token. A decoder-only model ([`causal_perplexity`]) scores
 //! each text token by token, each position predicting the next, as transformers' causal-LM loss
-//! does; the project has no causal model yet, so that function takes any closure that maps ids and
-//! mask to logits.
+//! does (transformers' `ForCausalLMLoss`); it takes any closure that maps ids and mask to logits,
+//! e.g. `|ids, mask| model.forward(ids, mask)` for [`models::bart::BartForCausalLm`].
 //!
 //! Batches are padded, so the mean is taken once over all tokens of all batches, never as a mean
 //! of batch means: the batch size changes only rounding.

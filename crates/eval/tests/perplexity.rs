@@ -412,3 +412,80 @@ fn seq2seq_perplexity_matches_transformers() {
         );
     }
 }
+
+#[derive(serde::Deserialize)]
+struct CausalFixture {
+    texts: Vec<String>,
+    ids: Vec<Vec<u32>>,
+    first_text_logits: Vec<Vec<f32>>,
+    per_text_nll: Vec<f64>,
+    per_text_tokens: Vec<usize>,
+    total_nll: f64,
+    tokens: usize,
+    perplexity: f64,
+}
+
+/// A tiny random BartForCausalLM that transformers made and saved (tiny-bart-causal): the same
+/// logits, and the same NLL per text as transformers' causal-LM loss, alone and in padded batches.
+#[test]
+fn causal_perplexity_matches_transformers() {
+    let path = models_dir().join("tiny-bart-causal-perplexity.json");
+    assert!(
+        path.exists(),
+        "parity fixture {} is missing: run `python {FIXTURE_SCRIPT} --out <dir>` where torch \
+         and transformers are installed and copy the causal files it names",
+        path.display()
+    );
+    let fixture: CausalFixture =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let model = models::bart::BartForCausalLm::from_dir(
+        &models_dir().join("tiny-bart-causal"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tokenizer = Tokenizer::from_dir(models_dir().join("tiny-bart")).unwrap();
+    for (text, ids) in fixture.texts.iter().zip(&fixture.ids) {
+        assert_eq!(&tokenizer.encode(text, true).unwrap(), ids, "{text:?}");
+    }
+
+    let first = Tensor::new(fixture.ids[0].as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = model
+        .forward(&first, &first.ones_like().unwrap())
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let expected = Tensor::new(fixture.first_text_logits.clone(), &Device::Cpu).unwrap();
+    let diff = (logits.narrow(0, 0, expected.dim(0).unwrap()).unwrap() - &expected)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-4, "logits differ from transformers by {diff}");
+
+    let texts: Vec<&str> = fixture.texts.iter().map(String::as_str).collect();
+    let expected = Perplexity {
+        total_nll: fixture.total_nll,
+        tokens: fixture.tokens,
+        example_nll: fixture.per_text_nll.clone(),
+        example_tokens: fixture.per_text_tokens.clone(),
+    };
+    for batch_size in [1, 5, texts.len()] {
+        let actual = causal_perplexity(
+            |ids, mask| model.forward(ids, mask),
+            &tokenizer,
+            &texts,
+            batch_size,
+        )
+        .unwrap();
+        let what = format!("causal transformers parity, batch size {batch_size}");
+        check_same(&actual, &expected, 1e-4, &what);
+        assert_relative(actual.perplexity(), fixture.perplexity, 1e-4, &what);
+    }
+}

@@ -11,8 +11,12 @@
 //! self_attn.q_proj", layer)` is the whole of model surgery. Compressed weights live under the layer's
 //! own prefix (`q_proj.u`, `q_proj.v`; `q_proj.lora_A.weight` as PEFT names them).
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result, invalid};
 
@@ -56,6 +60,82 @@ pub struct Lora {
     pub lora_b: Tensor,
     pub alpha: f64,
     pub dropout: f32,
+    /// Where training-time dropout masks come from; `None` outside training (see
+    /// [`DropoutRng`]).
+    pub dropout_rng: Option<DropoutRng>,
+}
+
+/// A seeded source of dropout masks shared by the layers of one model, switched on for training
+/// and off for evaluation without touching the model. candle's own dropout draws from an
+/// unseedable thread RNG on the CPU; masks from here make a training run reproducible, and
+/// [`DropoutRng::reseed`] at every step makes a resumed run draw what an uninterrupted one did.
+#[derive(Debug, Clone)]
+pub struct DropoutRng(Arc<Mutex<DropoutState>>);
+
+#[derive(Debug)]
+struct DropoutState {
+    seed: u64,
+    active: bool,
+    rng: ChaCha8Rng,
+}
+
+impl DropoutRng {
+    /// Off until [`DropoutRng::set_active`]; `seed` fixes every mask.
+    pub fn new(seed: u64) -> Self {
+        Self(Arc::new(Mutex::new(DropoutState {
+            seed,
+            active: false,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })))
+    }
+
+    /// Training (masks drawn) or evaluation (inputs pass unchanged).
+    pub fn set_active(&self, active: bool) {
+        self.state().active = active;
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state().active
+    }
+
+    /// Restarts the masks at a stream of their own for `step`: the masks of a step depend only on
+    /// the seed and the step.
+    pub fn reseed(&self, step: u64) {
+        let mut state = self.state();
+        let mut rng = ChaCha8Rng::seed_from_u64(state.seed);
+        rng.set_stream(step);
+        state.rng = rng;
+    }
+
+    /// `xs` with each element zeroed with probability `p` and the rest scaled by 1/(1−p)
+    /// (inverted dropout, as torch's), when active; `xs` itself otherwise.
+    pub fn apply(&self, xs: &Tensor, p: f32) -> Result<Tensor> {
+        let mut state = self.state();
+        if !state.active || p <= 0.0 {
+            return Ok(xs.clone());
+        }
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..xs.elem_count())
+            .map(|_| {
+                if state.rng.random::<f32>() < p {
+                    0.0
+                } else {
+                    scale
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, xs.shape(), &candle_core::Device::Cpu)?
+            .to_device(xs.device())?
+            .to_dtype(xs.dtype())?;
+        Ok(xs.mul(&mask)?)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, DropoutState> {
+        // A panic while holding the lock cannot leave the state half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Lora {
@@ -154,6 +234,7 @@ impl Linear {
             lora_b,
             alpha,
             dropout,
+            dropout_rng: None,
         }))
     }
 
@@ -235,12 +316,14 @@ impl Linear {
         })
     }
 
-    /// `y = x·Wᵀ + b` for `xs` of shape (…, in); LoRA's dropout is off (inference).
+    /// `y = x·Wᵀ + b` for `xs` of shape (…, in); LoRA's dropout acts only while the layer's
+    /// [`DropoutRng`] is active (training).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_t(xs, false)
     }
 
-    /// As [`Linear::forward`], with LoRA's dropout on when `train` is set.
+    /// As [`Linear::forward`], with LoRA's dropout also on when `train` is set (candle's unseeded
+    /// masks, unless the layer has a [`DropoutRng`]).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let ys = match self {
             Linear::Dense(d) => matmul_t(xs, &d.weight)?,
@@ -251,10 +334,10 @@ impl Linear {
             }
             Linear::Lora(l) => {
                 let base = l.base.forward_t(xs, train)?;
-                let dropped = if train && l.dropout > 0.0 {
-                    candle_nn::ops::dropout(xs, l.dropout)?
-                } else {
-                    xs.clone()
+                let dropped = match &l.dropout_rng {
+                    Some(rng) if rng.is_active() => rng.apply(xs, l.dropout)?,
+                    _ if train && l.dropout > 0.0 => candle_nn::ops::dropout(xs, l.dropout)?,
+                    _ => xs.clone(),
                 };
                 let update = matmul_t(&matmul_t(&dropped, &l.lora_a)?, &l.lora_b)?;
                 return Ok((base + (update * l.scaling())?)?);
@@ -331,6 +414,7 @@ impl Linear {
                 lora_b: cast(&l.lora_b)?,
                 alpha: l.alpha,
                 dropout: l.dropout,
+                dropout_rng: l.dropout_rng.clone(),
             }),
         })
     }

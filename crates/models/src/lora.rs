@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bart::Bart;
 use crate::error::{Error, Result, invalid};
-use crate::linear::{self, Linear, Linears};
+use crate::linear::{self, DropoutRng, Linear, Linears};
 
 /// The adapter's config, as PEFT names it.
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -639,6 +639,47 @@ pub fn unmerge_lora<M: Linears + ?Sized>(
         names.push(name);
     }
     Ok(names)
+}
+
+/// Gives every adapter of `model` one shared [`DropoutRng`] seeded with `seed` and returns it,
+/// inactive: switch it on around training steps (and [`DropoutRng::reseed`] each step) so the
+/// adapters' `lora_dropout` acts, reproducibly, and off to evaluate. Returns how many layers
+/// received it alongside.
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// # use models::linear::{Linear, Linears};
+/// # struct One(Linear);
+/// # impl Linears for One {
+/// #     fn linears(&self) -> Vec<(String, &Linear)> { vec![("fc".into(), &self.0)] }
+/// #     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> { vec![("fc".into(), &mut self.0)] }
+/// # }
+/// let ones = |shape: (usize, usize)| Tensor::ones(shape, candle_core::DType::F32, &Device::Cpu);
+/// let base = Linear::dense(ones((3, 4))?, None)?;
+/// let mut model = One(Linear::lora(base, ones((2, 4))?, ones((3, 2))?, 2.0, 0.5)?);
+/// let (dropout, layers) = models::lora::attach_dropout(&mut model, 7);
+/// assert_eq!(layers, 1);
+/// let xs = ones((1, 4))?;
+/// let eval = model.0.forward(&xs)?.to_vec2::<f32>()?;
+/// dropout.set_active(true);
+/// dropout.reseed(0);
+/// let first = model.0.forward(&xs)?.to_vec2::<f32>()?;
+/// dropout.reseed(0);
+/// assert_eq!(model.0.forward(&xs)?.to_vec2::<f32>()?, first); // same seed and step, same masks
+/// dropout.set_active(false);
+/// assert_eq!(model.0.forward(&xs)?.to_vec2::<f32>()?, eval);
+/// # Ok::<(), models::Error>(())
+/// ```
+pub fn attach_dropout<M: Linears + ?Sized>(model: &mut M, seed: u64) -> (DropoutRng, usize) {
+    let rng = DropoutRng::new(seed);
+    let mut layers = 0;
+    for (_, layer) in model.linears_mut() {
+        if let Linear::Lora(lora) = layer {
+            lora.dropout_rng = Some(rng.clone());
+            layers += 1;
+        }
+    }
+    (rng, layers)
 }
 
 /// A model that counts all of its parameters as torch's `model.parameters()` does: a tied weight

@@ -62,11 +62,16 @@ pub fn nll_sum(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, usize)> {
         .map(|&id| if id == IGNORE_INDEX { 0.0 } else { 1.0 })
         .collect();
     let count = keep.iter().filter(|&&k| k > 0.0).count();
-    let keep = Tensor::from_vec(keep, b_sz * t, logits.device())?;
+    // Half-precision logits are scored in f32; f32 and f64 keep their own precision.
+    let dtype = match logits.dtype() {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    };
+    let keep = Tensor::from_vec(keep, b_sz * t, logits.device())?.to_dtype(dtype)?;
     let safe: Vec<u32> = values.iter().map(|&id| id.max(0) as u32).collect();
     let safe = Tensor::from_vec(safe, (b_sz * t, 1), logits.device())?;
     let log_probs = candle_nn::ops::log_softmax(
-        &logits.to_dtype(DType::F32)?.reshape((b_sz * t, vocab))?,
+        &logits.to_dtype(dtype)?.reshape((b_sz * t, vocab))?,
         D::Minus1,
     )?;
     let picked = log_probs.gather(&safe, 1)?.squeeze(1)?;

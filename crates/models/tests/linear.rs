@@ -193,3 +193,49 @@ fn mismatched_factors_are_refused_with_the_shapes() {
         "{error}"
     );
 }
+
+#[test]
+fn seeded_dropout_drops_p_scales_the_rest_and_repeats_per_step() {
+    let rng = models::linear::DropoutRng::new(3);
+    let xs = Tensor::ones((100, 100), DType::F32, &Device::Cpu).unwrap();
+    // Off (evaluation): the input itself.
+    assert_eq!(max_abs_diff(&rng.apply(&xs, 0.25).unwrap(), &xs), 0.0);
+    rng.set_active(true);
+    rng.reseed(5);
+    let dropped: Vec<f32> = rng
+        .apply(&xs, 0.25)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let zeros = dropped.iter().filter(|&&v| v == 0.0).count();
+    // 10,000 Bernoulli(0.25) draws: 2,500 ± 43 (one standard deviation); 5σ either way.
+    assert!(
+        (2285..=2715).contains(&zeros),
+        "{zeros} of 10000 dropped at p = 0.25"
+    );
+    assert!(
+        dropped
+            .iter()
+            .all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6)
+    );
+    rng.reseed(5);
+    let again: Vec<f32> = rng
+        .apply(&xs, 0.25)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(dropped, again, "same seed and step, same mask");
+    rng.reseed(6);
+    let next: Vec<f32> = rng
+        .apply(&xs, 0.25)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_ne!(dropped, next, "another step, another mask");
+}

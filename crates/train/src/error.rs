@@ -16,6 +16,9 @@ pub enum Error {
     /// A tensor operation failed (inside a closure, or a device error).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A chart of the run could not be drawn or saved.
+    #[error(transparent)]
+    Plot(#[from] viz::Error),
     /// Reading or writing a file failed; `action` says what was being done to `path`.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

@@ -200,3 +200,29 @@ pub(crate) fn replace(path: &Path, contents: &str) -> Result<()> {
         .map_err(|e| io("replace", path)(e.error))?;
     Ok(())
 }
+
+/// The file [`loss_plot`]'s chart is saved as beside a trained model or adapter.
+pub const LOSS_PLOT_FILE: &str = "loss.svg";
+
+/// A run's loss curves: training loss at every step (a line) and evaluation loss at each
+/// evaluation (points), on a log axis, where a loss falling from ln(vocab) to a fraction of one
+/// stays readable. Steps count from 1, as [`Record::step`] does.
+///
+/// ```
+/// let plot = train::metrics::loss_plot("run", &[6.9, 4.0, 2.5, 1.9], &[(2, 3.1), (4, 2.0)]);
+/// assert!(plot.to_svg()?.contains("validation"));
+/// # Ok::<(), viz::Error>(())
+/// ```
+pub fn loss_plot(title: &str, train_losses: &[f64], evals: &[(usize, f64)]) -> viz::Plot {
+    let steps: Vec<f64> = (1..=train_losses.len()).map(|s| s as f64).collect();
+    let mut plot = viz::Plot::new(title)
+        .x_label("optimizer step")
+        .y_label("cross-entropy (nats per token)")
+        .log_y()
+        .line("training", &steps, train_losses);
+    if !evals.is_empty() {
+        let (xs, ys): (Vec<f64>, Vec<f64>) = evals.iter().map(|&(s, l)| (s as f64, l)).unzip();
+        plot = plot.scatter("validation", &xs, &ys);
+    }
+    plot
+}

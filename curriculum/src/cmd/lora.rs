@@ -276,6 +276,8 @@ fn train(args: &TrainArgs) -> Result<()> {
     };
     let varmap = VarMap::new();
     let adapted = lora::apply_lora(&mut model, &cfg, &varmap, args.seed)?;
+    // lora_dropout acts while training only, with masks fixed by the seed and the step.
+    let (dropout, _) = lora::attach_dropout(&mut model, args.seed);
     let summary = lora::trainable_summary(&model);
     println!(
         "LoRA r = {}, alpha = {}, {} layers adapted ({})",
@@ -315,9 +317,11 @@ fn train(args: &TrainArgs) -> Result<()> {
             .context("progress bar template")?,
     );
     let train_set = &data.train;
+    dropout.set_active(true);
     let report = trainer.fit(
         // Batches walk the (seeded, intent-shuffled) training set in order, epoch after epoch.
         |index, _rng| {
+            dropout.reseed(index as u64);
             let items: Vec<&Dialogue> = (0..args.batch_size)
                 .map(|j| &train_set[(index * args.batch_size + j) % train_set.len()])
                 .collect();
@@ -341,6 +345,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    dropout.set_active(false);
     let after = encoder.mean_loss(&data.valid, args.batch_size)?;
 
     lora::save_adapter(&model, &cfg, &args.out, KEY_PREFIX)
@@ -365,7 +370,12 @@ fn train(args: &TrainArgs) -> Result<()> {
         "validation loss ({} dialogues): before {before:.4}, after {after:.4}",
         data.valid.len()
     );
+    let plot_path = args.out.join(train::metrics::LOSS_PLOT_FILE);
+    train::metrics::loss_plot("LoRA fine-tuning loss", &losses, &[])
+        .save(&plot_path)
+        .with_context(|| format!("cannot save the loss curve {}", plot_path.display()))?;
     println!("adapter saved to {}", args.out.display());
+    println!("loss curve: {}", plot_path.display());
     Ok(())
 }
 

@@ -28,7 +28,7 @@ struct SummarizerArgs {
     /// $LOWRANK_CACHE or ~/.cache/lowrank].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Optimizer steps [default: 300; 60 with --quick].
+    /// Optimizer steps [default: 600; 60 with --quick].
     #[arg(long, value_name = "N", value_parser = parse_steps)]
     steps: Option<usize>,
     /// Seed of the dialogues, the initial weights and the batch order.
@@ -155,6 +155,10 @@ fn print_report(report: &SummarizerReport, out: &Path) {
         report.overlap_recall,
         report.lead_k,
         report.lead_k_f1
+    );
+    println!(
+        "Loss curve:       {}",
+        out.join(train::metrics::LOSS_PLOT_FILE).display()
     );
     for (i, example) in report.examples.iter().enumerate() {
         println!("\nExample {}:", i + 1);

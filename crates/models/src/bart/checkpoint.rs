@@ -63,7 +63,7 @@ fn hub_error(repo_id: &str, file: &str, error: hf_hub::api::sync::ApiError) -> E
 }
 
 /// A `VarBuilder` over safetensors bytes, like `VarBuilder::from_buffered_safetensors`.
-fn checkpoint_var_builder(
+pub(super) fn checkpoint_var_builder(
     data: Vec<u8>,
     dtype: DType,
     device: &Device,

@@ -1,7 +1,7 @@
 //! BART (encoder–decoder) as Hugging Face transformers implements it, on [`crate::linear::Linear`].
 //!
 //! `config` is config.json; `model` the blocks and `Bart` (BartForConditionalGeneration) with its
-//! KV-cached decoding; `checkpoint` loading from a directory or the hub; `synthetic` hash-defined
+//! KV-cached decoding; `causal` the decoder alone as a language model (BartForCausalLM); `checkpoint` loading from a directory or the hub; `synthetic` hash-defined
 //! weights for tests and parity fixtures of any size.
 //!
 //! ```
@@ -21,11 +21,13 @@
 //! # Ok::<(), models::Error>(())
 //! ```
 
+mod causal;
 mod checkpoint;
 mod config;
 mod model;
 mod synthetic;
 
+pub use causal::BartForCausalLm;
 pub use config::Config;
 pub use model::{Bart, BartCache, LayerCache};
 pub use synthetic::{synthetic_values, synthetic_weights};

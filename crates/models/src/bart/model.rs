@@ -19,7 +19,7 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 const POSITION_OFFSET: usize = 2;
 
 /// BART's LayerNorm, differentiable when training (see `crate::norm`).
-fn ln(norm: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
+pub(super) fn ln(norm: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
     crate::norm::layer_norm(norm, xs)
 }
 
@@ -165,24 +165,28 @@ impl DecoderLayer {
         })
     }
 
+    /// Without `encoder_hidden` (the causal LM) the cross-attention block is skipped, as
+    /// transformers skips it when `encoder_hidden_states` is None.
     fn forward(
         &self,
         xs: &Tensor,
-        encoder_hidden: &Tensor,
+        encoder_hidden: Option<&Tensor>,
         masks: &DecoderMasks,
         cache: &mut LayerCache,
     ) -> Result<Tensor> {
         let attended =
             self.self_attn
                 .forward(xs, masks.causal.as_ref(), Some(&mut cache.self_attn))?;
-        let xs = ln(&self.self_attn_layer_norm, &(xs + attended)?)?;
-        let attended = self.encoder_attn.forward_cross(
-            &xs,
-            encoder_hidden,
-            Some(&masks.encoder),
-            Some(&mut cache.encoder_attn),
-        )?;
-        let xs = ln(&self.encoder_attn_layer_norm, &(xs + attended)?)?;
+        let mut xs = ln(&self.self_attn_layer_norm, &(xs + attended)?)?;
+        if let Some(encoder_hidden) = encoder_hidden {
+            let attended = self.encoder_attn.forward_cross(
+                &xs,
+                encoder_hidden,
+                masks.encoder.as_ref(),
+                Some(&mut cache.encoder_attn),
+            )?;
+            xs = ln(&self.encoder_attn_layer_norm, &(xs + attended)?)?;
+        }
         let fed = feed_forward(&self.fc1, &self.fc2, self.activation, &xs)?;
         ln(&self.final_layer_norm, &(xs + fed)?)
     }
@@ -207,10 +211,11 @@ impl DecoderLayer {
 }
 
 /// The decoder's additive masks: causal (1, 1, t, past + t), `None` for a single new token, which
-/// may see every cached position anyway; and encoder padding (b, 1, 1, s).
+/// may see every cached position anyway, or (b, 1, t, t) when the causal LM's own padding is
+/// masked too; and encoder padding (b, 1, 1, s), `None` without an encoder.
 struct DecoderMasks {
     causal: Option<Tensor>,
-    encoder: Tensor,
+    encoder: Option<Tensor>,
 }
 
 fn push_attention<'a>(
@@ -270,14 +275,14 @@ impl Encoder {
 
 /// The decoder stack (transformers `BartDecoder`) without its token embedding.
 #[derive(Debug, Clone)]
-struct Decoder {
+pub(super) struct Decoder {
     embed_positions: LearnedPositionalEmbedding,
     layernorm_embedding: LayerNorm,
     layers: Vec<DecoderLayer>,
 }
 
 impl Decoder {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    pub(super) fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let layers = (0..cfg.decoder_layers)
             .map(|i| DecoderLayer::load(vb.pp(format!("layers.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
@@ -289,11 +294,13 @@ impl Decoder {
     }
 
     /// Hidden states (b, t, d) of `t` new tokens (embedded), after the `cache.past_len()` before.
-    fn forward(
+    /// `encoder` is the encoder's output and additive padding mask; `self_padding` the additive
+    /// padding mask (b, 1, 1, t) of the tokens themselves (the causal LM's padded batches).
+    pub(super) fn forward(
         &self,
         tokens: &Tensor,
-        encoder_hidden: &Tensor,
-        encoder_mask: &Tensor,
+        encoder: Option<(&Tensor, &Tensor)>,
+        self_padding: Option<&Tensor>,
         cache: &mut BartCache,
     ) -> Result<Tensor> {
         let (_b_sz, seq_len, _) = tokens.dims3()?;
@@ -304,13 +311,21 @@ impl Decoder {
             &self.layernorm_embedding,
             &tokens.broadcast_add(&positions)?,
         )?;
-        let masks = DecoderMasks {
-            causal: match seq_len {
-                1 => None,
-                _ => Some(causal_mask(seq_len, past, xs.dtype(), xs.device())?),
-            },
-            encoder: encoder_mask.clone(),
+        let causal = match seq_len {
+            1 => None,
+            _ => Some(causal_mask(seq_len, past, xs.dtype(), xs.device())?),
         };
+        // The smaller of the two additive masks: their sum would overflow to −∞.
+        let causal = match (causal, self_padding) {
+            (Some(causal), Some(padding)) => Some(causal.broadcast_minimum(padding)?),
+            (None, Some(padding)) => Some(padding.clone()),
+            (causal, None) => causal,
+        };
+        let masks = DecoderMasks {
+            causal,
+            encoder: encoder.map(|(_, mask)| mask.clone()),
+        };
+        let encoder_hidden = encoder.map(|(hidden, _)| hidden);
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             xs = layer.forward(&xs, encoder_hidden, &masks, layer_cache)?;
         }
@@ -489,7 +504,8 @@ impl Bart {
         }
         let tokens = self.embed(decoder_input_ids)?;
         let mask = padding_mask(encoder_mask, tokens.dtype())?;
-        self.decoder.forward(&tokens, encoder_hidden, &mask, cache)
+        self.decoder
+            .forward(&tokens, Some((encoder_hidden, &mask)), None, cache)
     }
 
     /// Parameters as torch's `model.parameters()` counts them for BartForConditionalGeneration:
