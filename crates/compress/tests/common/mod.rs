@@ -1,0 +1,128 @@
+//! Helpers shared by the compress tests: fixtures, random matrices, comparisons.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use models::bart::Bart;
+use models::bert::SentenceEncoder;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// `tests/fixtures/models/<name>` at the workspace root.
+pub fn fixture(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models")
+        .join(name);
+    assert!(
+        dir.is_dir(),
+        "missing fixture {}: generate it with tests/fixtures/make_model_fixtures.py",
+        dir.display()
+    );
+    dir
+}
+
+pub fn tiny_bart() -> Bart {
+    Bart::from_dir(&fixture("tiny-bart"), DType::F32, &Device::Cpu).unwrap()
+}
+
+pub fn tiny_bert() -> SentenceEncoder {
+    SentenceEncoder::from_dir(fixture("tiny-bert"), DType::F32, &Device::Cpu).unwrap()
+}
+
+/// Two sources (the second padded) and two decoder prefixes, ids below tiny-bart's vocabulary.
+pub fn bart_inputs() -> (Tensor, Tensor, Tensor) {
+    let dev = Device::Cpu;
+    let ids = Tensor::new(&[[0u32, 8, 13, 21, 34, 5, 2], [0, 44, 3, 9, 2, 1, 1]], &dev).unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]], &dev).unwrap();
+    let decoder = Tensor::new(&[[2u32, 0, 17, 30, 6], [2, 0, 41, 12, 12]], &dev).unwrap();
+    (ids, mask, decoder)
+}
+
+pub fn bart_logits(model: &Bart) -> Tensor {
+    let (ids, mask, decoder) = bart_inputs();
+    model.forward(&ids, &mask, &decoder).unwrap()
+}
+
+pub const SENTENCES: &[&str] = &[
+    "the cat sat on the mat",
+    "a quick brown fox jumps over the lazy dog",
+    "my order has not arrived yet",
+    "how do i reset my password",
+    "the weather is lovely today",
+];
+
+/// A seeded standard-normal (rows, cols) tensor.
+pub fn random_tensor(rows: usize, cols: usize, seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    Tensor::from_vec(data, (rows, cols), &Device::Cpu).unwrap()
+}
+
+/// max |a − b| over all elements.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// ‖a − b‖_F / ‖b‖_F.
+pub fn relative_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let norm = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .sqrt()
+    };
+    norm(&(a - b).unwrap()) / norm(b)
+}
+
+/// The mean over rows of the cosine between matching rows of two (n, h) embedding matrices.
+pub fn mean_cosine(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
+    let cosines: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| {
+            let dot: f64 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+            let nx = x.iter().map(|p| p * p).sum::<f64>().sqrt();
+            let ny = y.iter().map(|q| q * q).sum::<f64>().sqrt();
+            dot / (nx * ny)
+        })
+        .collect();
+    cosines.iter().sum::<f64>() / cosines.len() as f64
+}
+
+/// tiny-bart's config with the hash-formula synthetic weights, all but the LayerNorms times
+/// `scale`. The fixture's own weights (init_std 0.3) are chaotic: any perturbation of its layers
+/// moves the logits by ~100%, so it cannot show an error falling with rank; these can.
+pub fn synthetic_tiny_bart(scale: f64) -> Bart {
+    let cfg =
+        models::bart::Config::from_json_file(&fixture("tiny-bart").join("config.json")).unwrap();
+    let mut weights = models::bart::synthetic_weights(&cfg, &Device::Cpu).unwrap();
+    for (name, tensor) in weights.iter_mut() {
+        if !name.contains("layer_norm") && !name.contains("layernorm") {
+            *tensor = (&*tensor * scale).unwrap();
+        }
+    }
+    let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+    Bart::load(vb, &cfg).unwrap()
+}
