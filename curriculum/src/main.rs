@@ -32,6 +32,10 @@ enum Command {
     Train(cmd::train::Args),
     /// LoRA: fine-tune adapters on a BART model, merge them, show trainable parameters.
     Lora(cmd::lora::Args),
+    /// Factorize a model's layers by truncated SVD and save the compressed model.
+    Compress(cmd::compress::Args),
+    /// Singular-value spectra and effective ranks of a model's layers, beside random matrices.
+    Inspect(cmd::inspect::Args),
 }
 
 fn main() {
@@ -44,6 +48,8 @@ fn main() {
         Command::Embed(args) => cmd::embed::run(&args),
         Command::Train(args) => cmd::train::run(&args),
         Command::Lora(args) => cmd::lora::run(&args),
+        Command::Compress(args) => cmd::compress::run(&args),
+        Command::Inspect(args) => cmd::inspect::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

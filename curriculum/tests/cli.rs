@@ -1,36 +1,9 @@
 //! The `lowrank` binary end to end: what a student types, what comes back, and the exit code.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn lowrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lowrank"))
-        .args(args)
-        .env(
-            "LOWRANK_CACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-cache"),
-        )
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run lowrank: {e}"))
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"))
-}
-
-/// Asserts a clean failure: exit code 2, an error line naming every `needles`, no panic.
-fn check_fails(args: &[&str], needles: &[&str]) {
-    let output = lowrank(args);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {needle:?} not in {stderr}"
-        );
-    }
-}
+mod common;
+use common::{check_fails, lowrank, temp_dir};
 
 #[test]
 fn svd_image_compresses_a_sample_and_writes_the_output() {

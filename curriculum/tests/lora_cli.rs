@@ -3,51 +3,14 @@
 //! fine-tune that writes a PEFT adapter and lowers the loss, a merge that `generate` loads and that
 //! computes what base + adapter compute, and clean failures.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use models::bart::Bart;
 use models::candle::{DType, Device, Tensor};
 use models::lora;
 
-fn lowrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lowrank"))
-        .args(args)
-        .env(
-            "LOWRANK_CACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-cache"),
-        )
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run lowrank: {e}"))
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
-}
-
-fn tiny_bart() -> String {
-    fixtures().join("tiny-bart").to_string_lossy().into_owned()
-}
-
-fn stdout_of(args: &[&str]) -> String {
-    let output = lowrank(args);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn check_fails(args: &[&str], needles: &[&str]) {
-    let output = lowrank(args);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {needle:?} not in {stderr}"
-        );
-    }
-}
+mod common;
+use common::{check_fails, fixtures, stdout_of, tiny_bart};
 
 /// What PEFT printed for tiny-bart (tests/fixtures/make_lora_fixtures.py) and its config.
 fn peft_record() -> serde_json::Value {

@@ -31,6 +31,12 @@ pub enum Error {
     /// A rank rule whose value is out of range.
     #[error("invalid rank rule {rule}: {reason}")]
     InvalidRule { rule: String, reason: String },
+    /// A method whose parameter is out of range, or a name that is no method.
+    #[error("invalid method {method:?}: {reason}")]
+    InvalidMethod { method: String, reason: String },
+    /// Calibration statistics that are missing, empty or unusable for a layer.
+    #[error("calibration: {reason}")]
+    Calibration { reason: String },
     /// A plan that selects nothing, or a pattern that matches no layer.
     #[error("{what} matches no linear layer; the model has {count} of them, e.g. {examples}")]
     NoMatch {

@@ -1,4 +1,4 @@
-//! Which layers of a model to compress, and by which rank rule.
+//! Which layers of a model to compress, by which rank rule and [`Method`].
 //!
 //! Layers are chosen by their checkpoint names (`encoder.layers.3.self_attn.q_proj`) with simple
 //! globs, where `*` matches any run of characters, dots included (`*.self_attn.*_proj`,
@@ -10,6 +10,7 @@
 use models::Linears;
 
 use crate::error::{Error, Result};
+use crate::method::Method;
 use crate::rank::RankRule;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,16 +18,25 @@ pub struct Plan {
     patterns: Vec<String>,
     layer_indices: Option<Vec<usize>>,
     rule: RankRule,
+    method: Method,
 }
 
 impl Plan {
-    /// Every linear layer of the model, at `rule`'s rank.
+    /// Every linear layer of the model, at `rule`'s rank, by plain SVD.
     pub fn new(rule: RankRule) -> Self {
         Self {
             patterns: vec!["*".into()],
             layer_indices: None,
             rule,
+            method: Method::Svd,
         }
+    }
+
+    /// Factorizes by `method` (an activation-aware one needs [`crate::calibrate`] first and
+    /// [`crate::compress_model_calibrated`]).
+    pub fn with_method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
     }
 
     /// Only layers matching one of `patterns` (globs or exact names); replaces earlier patterns.
@@ -49,6 +59,10 @@ impl Plan {
         self.rule
     }
 
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
@@ -57,6 +71,7 @@ impl Plan {
     /// pattern (or the index filter) that selects nothing, with the model's layer names as globs.
     pub fn resolve<M: Linears + ?Sized>(&self, model: &M) -> Result<Vec<String>> {
         self.rule.validate()?;
+        self.method.validate()?;
         let names: Vec<String> = model.linears().into_iter().map(|(n, _)| n).collect();
         if self.patterns.is_empty() {
             return Err(no_match("an empty list of patterns", &names));

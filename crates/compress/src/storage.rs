@@ -25,6 +25,7 @@ use models::{Linear, Linears, linear};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io};
+use crate::method::Method;
 use crate::surgery::Report;
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -55,7 +56,7 @@ pub struct Manifest {
     /// Always [`FORMAT`].
     pub format: String,
     pub version: u32,
-    /// `"svd"`.
+    /// The [`Method`] as text (`svd`, `asvd alpha=0.5`, `whitened ridge=0.000001`).
     pub method: String,
     pub rule: String,
     /// The folder the base checkpoint came from, for the record.
@@ -366,11 +367,10 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
             ),
         ));
     }
-    if manifest.method != "svd" {
-        return Err(manifest_error(
-            path,
-            &format!("method {:?} is unknown; only \"svd\" is", manifest.method),
-        ));
+    // The factors are `u`, `v` whatever the method made them; an unknown name is still refused,
+    // so a file from a future method is not loaded as if it were understood.
+    if let Err(error) = manifest.method.parse::<Method>() {
+        return Err(manifest_error(path, &error.to_string()));
     }
     Ok(manifest)
 }

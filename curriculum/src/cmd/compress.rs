@@ -1,0 +1,216 @@
+//! `lowrank compress`: truncated-SVD surgery on a BART or BERT-family model folder, saved as a
+//! folder that `compress::load_compressed*` reloads; for a sentence encoder, the cosine of its
+//! embeddings to the original's on the texts given.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use compress::{
+    Method, Plan, RankRule, Report, calibrate, compress_model, compress_model_calibrated,
+    save_compressed,
+};
+use models::bart::Bart;
+use models::bert::SentenceEncoder;
+use models::candle::{DType, Device, Tensor};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A model folder: config.json, model.safetensors (and tokenizer.json). BART
+    /// (`model_type` "bart") or a BERT-family sentence encoder ("bert", e.g. all-MiniLM-L6-v2).
+    #[arg(long)]
+    model: PathBuf,
+    /// Layers to factorize, by checkpoint name; `*` matches any run of characters. Repeat for
+    /// several [default: the attention projections, `*.q_proj` … for BART, `*.attention.*` for BERT].
+    #[arg(long = "layers")]
+    patterns: Vec<String>,
+    /// Only these blocks (the number after `layers.` / `layer.`), e.g. `--blocks 1,2,3`.
+    #[arg(long, value_delimiter = ',')]
+    blocks: Vec<usize>,
+    /// The same rank for every selected layer.
+    #[arg(long, group = "rule")]
+    rank: Option<usize>,
+    /// Keep this fraction of each selected layer's weights, e.g. 0.75 removes a quarter.
+    #[arg(long, group = "rule")]
+    keep: Option<f64>,
+    /// The smallest rank keeping this fraction of each layer's Σσ² (of W·S for asvd/whitened),
+    /// e.g. 0.9.
+    #[arg(long, group = "rule")]
+    energy: Option<f64>,
+    /// `svd` (plain truncated SVD), `asvd` (columns scaled by the inputs' mean magnitude) or
+    /// `whitened` (SVD-LLM: the error measured on the inputs, optimal for them); the last two need
+    /// --calibration.
+    #[arg(long, default_value = "svd")]
+    method: String,
+    /// A text file, one calibration text per line (dialogues or sentences like the model's
+    /// inputs), for --method asvd or whitened. Hundreds of lines: with fewer tokens than a
+    /// layer's input size the whitening overfits them.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Where to write the compressed model (replaced if it exists).
+    #[arg(long)]
+    out: PathBuf,
+    /// Texts to compare the encoder's embeddings on, before and after (sentence encoders only).
+    #[arg(long)]
+    text: Vec<String>,
+}
+
+enum Kind {
+    Bart,
+    Bert,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let rule = rule(args)?;
+    match model_kind(&args.model)? {
+        Kind::Bart => compress_bart(args, rule),
+        Kind::Bert => compress_encoder(args, rule),
+    }
+}
+
+fn rule(args: &Args) -> Result<RankRule> {
+    let rule = match (args.rank, args.keep, args.energy) {
+        (Some(rank), None, None) => RankRule::Fixed(rank),
+        (None, Some(keep), None) => RankRule::ParamRatio(keep),
+        (None, None, Some(energy)) => RankRule::Energy(energy),
+        (None, None, None) => {
+            bail!("say how far to compress: --rank R, --keep 0.75 or --energy 0.9")
+        }
+        _ => bail!("give one of --rank, --keep and --energy"),
+    };
+    rule.validate()?;
+    Ok(rule)
+}
+
+fn model_kind(dir: &Path) -> Result<Kind> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is --model a model folder?)",
+            path.display()
+        )
+    })?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    match config["model_type"].as_str() {
+        Some("bart") => Ok(Kind::Bart),
+        Some("bert") => Ok(Kind::Bert),
+        other => bail!(
+            "{}: model_type {other:?} is not supported; lowrank compress takes \"bart\" or \"bert\"",
+            path.display()
+        ),
+    }
+}
+
+fn plan(args: &Args, rule: RankRule, default_patterns: &[&str]) -> Result<Plan> {
+    let method: Method = args.method.parse()?;
+    if method != Method::Svd && args.calibration.is_none() {
+        bail!(
+            "--method {} needs --calibration FILE (one text per line)",
+            args.method
+        );
+    }
+    let patterns: Vec<String> = if args.patterns.is_empty() {
+        default_patterns.iter().map(|p| p.to_string()).collect()
+    } else {
+        args.patterns.clone()
+    };
+    let plan = Plan::new(rule).select(patterns).with_method(method);
+    Ok(if args.blocks.is_empty() {
+        plan
+    } else {
+        plan.layers(args.blocks.iter().copied())
+    })
+}
+
+/// The calibration texts, one a line, blank lines skipped; none without --calibration.
+fn calibration_texts(args: &Args) -> Result<Vec<String>> {
+    let Some(path) = &args.calibration else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the calibration file {}", path.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    if lines.is_empty() {
+        bail!("the calibration file {} has no text", path.display());
+    }
+    Ok(lines)
+}
+
+fn compress_bart(args: &Args, rule: RankRule) -> Result<()> {
+    let mut model = Bart::from_dir(&args.model, DType::F32, &Device::Cpu)
+        .with_context(|| format!("cannot load BART from {}", args.model.display()))?;
+    let plan = plan(
+        args,
+        rule,
+        &["*.q_proj", "*.k_proj", "*.v_proj", "*.out_proj"],
+    )?;
+    let texts = calibration_texts(args)?;
+    let report = if texts.is_empty() {
+        compress_model(&mut model, &plan)?
+    } else {
+        let tokenizer = models::tokenizer::Tokenizer::from_dir(&args.model)?;
+        // Each text alone (no padding rows), read by the encoder and, teacher-forced, the decoder.
+        let calibration = calibrate(&mut model, &plan, |model| {
+            for text in &texts {
+                let ids = tokenizer.encode_batch(&[text.as_str()], true)?;
+                model.forward(&ids.input_ids, &ids.attention_mask, &ids.input_ids)?;
+            }
+            Ok(())
+        })?;
+        compress_model_calibrated(&mut model, &plan, &calibration)?
+    };
+    finish(args, &model, &report)
+}
+
+fn compress_encoder(args: &Args, rule: RankRule) -> Result<()> {
+    let original =
+        SentenceEncoder::from_dir(&args.model, DType::F32, &Device::Cpu).with_context(|| {
+            format!(
+                "cannot load a sentence encoder from {}",
+                args.model.display()
+            )
+        })?;
+    let mut model = original.clone();
+    let plan = plan(args, rule, &["*.attention.*"])?;
+    let texts = calibration_texts(args)?;
+    let report = if texts.is_empty() {
+        compress_model(&mut model, &plan)?
+    } else {
+        // One text a pass, so no padding rows enter the statistics.
+        let calibration = calibrate(&mut model, &plan, |model| {
+            for text in &texts {
+                model.embed(&[text.as_str()])?;
+            }
+            Ok(())
+        })?;
+        compress_model_calibrated(&mut model, &plan, &calibration)?
+    };
+    finish(args, &model, &report)?;
+    if !args.text.is_empty() {
+        let texts: Vec<&str> = args.text.iter().map(String::as_str).collect();
+        let cosines = row_dots(&original.embed(&texts)?, &model.embed(&texts)?)?;
+        let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+        println!("embedding cosine to the original: mean {mean:.4}");
+        for (text, cosine) in args.text.iter().zip(&cosines) {
+            println!("  {cosine:.4}  {text}");
+        }
+    }
+    Ok(())
+}
+
+/// Row-wise dot products of two (n, d) matrices of unit rows: their cosines.
+fn row_dots(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
+    Ok((a * b)?.sum(1)?.to_vec1()?)
+}
+
+fn finish<M: models::Linears>(args: &Args, model: &M, report: &Report) -> Result<()> {
+    print!("{report}");
+    save_compressed(model, report, &args.model, &args.out)
+        .with_context(|| format!("cannot save the compressed model to {}", args.out.display()))?;
+    println!("compressed model written to {}", args.out.display());
+    Ok(())
+}
