@@ -14,7 +14,7 @@
 //! crash never leaves half a checkpoint.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -427,43 +427,12 @@ fn copy_aux_files(source_dir: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fills a temp directory beside `dir` with `fill`, then renames it to `dir`, moving an older
-/// folder aside first and putting it back if the rename fails.
+/// Fills a temp directory beside `dir` with `fill`, then swaps it in (see
+/// [`models::atomic_dir::write_dir_atomically`]).
 fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| io("write", dir)(std::io::Error::other("the path names no directory")))?;
-    let parent = match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".tmp-compressed-")
-        .tempdir_in(parent)
-        .map_err(io("create a temp directory in", parent))?;
-    fill(temp.path())?;
-    let target = parent.join(name);
-    let old = {
-        let mut old = temp.path().as_os_str().to_owned();
-        old.push(".old");
-        PathBuf::from(old)
-    };
-    let had_old = target.exists();
-    if had_old {
-        std::fs::rename(&target, &old).map_err(io("move aside", &target))?;
-    }
-    if let Err(e) = std::fs::rename(temp.path(), &target) {
-        if had_old {
-            let _ = std::fs::rename(&old, &target);
-        }
-        return Err(io("move the new folder into", &target)(e));
-    }
-    let _ = temp.keep();
-    if had_old {
-        std::fs::remove_dir_all(&old).map_err(io("remove the old folder", &old))?;
-    }
-    Ok(())
+    models::atomic_dir::write_dir_atomically(dir, ".tmp-compressed-", fill, |action, path, e| {
+        io(action, path)(e)
+    })
 }
 
 /// Flushes a written file, so the rename that publishes the folder never outruns its data.

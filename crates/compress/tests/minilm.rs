@@ -8,28 +8,9 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{mean_cosine, minilm_dir};
+use common::{MINILM_ATTENTION, MINILM_SENTENCES, mean_cosine, minilm_dir};
 use compress::{Plan, RankRule, compress_model};
 use models::bert::SentenceEncoder;
-
-const SENTENCES: &[&str] = &[
-    "A man is playing a guitar on stage.",
-    "The new movie is awesome.",
-    "My package was supposed to arrive on Monday but it is still not here.",
-    "How do I reset the password of my account?",
-    "The stock market fell sharply after the announcement.",
-    "A woman is slicing tomatoes in the kitchen.",
-    "Can I get a refund for a damaged item?",
-    "The cat sleeps on the warm windowsill all afternoon.",
-    "Low-rank factorization shrinks the weights of a neural network.",
-    "It will rain tomorrow in the north of the country.",
-];
-
-/// Q, K, V and the attention output of every block.
-const ATTENTION: [&str; 2] = [
-    "encoder.layer.*.attention.self.*",
-    "encoder.layer.*.attention.output.dense",
-];
 
 /// Mean cosine between original and compressed embeddings at two budgets. Measured on CPU (f32),
 /// ten sentences, Q/K/V/O of all six blocks: 0.860 at 90% of the attention weights (rank 172),
@@ -37,9 +18,6 @@ const ATTENTION: [&str; 2] = [
 /// weights have flat spectra (layer errors 0.35 at 75%), so plain SVD without fine-tuning costs
 /// this much. Broken factorizations at 75% measured: Σ dropped 0.576, the smallest 144 triplets
 /// instead of the largest 0.459; the bound below fails both.
-///
-/// Slow in a dev build (about a minute per budget): faer's SVD is generic, so it is compiled at the
-/// workspace crates' opt-level 0.
 #[test]
 fn minilm_attention_at_a_parameter_budget_keeps_embeddings() {
     let Some(dir) = minilm_dir() else {
@@ -49,13 +27,13 @@ fn minilm_attention_at_a_parameter_budget_keeps_embeddings() {
         return;
     };
     let original = SentenceEncoder::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
-    let reference = original.embed(SENTENCES).unwrap();
+    let reference = original.embed(MINILM_SENTENCES).unwrap();
     let mut cosines = Vec::new();
     for ratio in [0.75, 0.5] {
         let mut encoder = original.clone();
-        let plan = Plan::new(RankRule::ParamRatio(ratio)).select(ATTENTION);
+        let plan = Plan::new(RankRule::ParamRatio(ratio)).select(MINILM_ATTENTION);
         let report = compress_model(&mut encoder, &plan).unwrap();
-        let cosine = mean_cosine(&encoder.embed(SENTENCES).unwrap(), &reference);
+        let cosine = mean_cosine(&encoder.embed(MINILM_SENTENCES).unwrap(), &reference);
         println!(
             "ratio {ratio}: {} layers at rank {}, attention params {:.1}%, mean layer error {:.3}, mean cosine {cosine:.4}",
             report.layers.len(),

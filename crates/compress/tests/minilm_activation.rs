@@ -8,11 +8,11 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{mean_cosine, minilm_dir};
+use common::{MINILM_ATTENTION, MINILM_SENTENCES, mean_cosine, minilm_dir};
 use compress::{Method, Plan, RankRule, calibrate, compress_model_calibrated};
 use models::bert::SentenceEncoder;
 
-/// Calibration text: none of it is in [`HELD_OUT`].
+/// Calibration text: none of it is in [`MINILM_SENTENCES`].
 const CALIBRATION: &[&str] = &[
     "The train to Paris leaves at seven in the morning.",
     "She forgot her umbrella and got soaked on the way home.",
@@ -79,25 +79,6 @@ const CALIBRATION: &[&str] = &[
     "How many languages are spoken in India?",
 ];
 
-/// The sentences minilm.rs measures plain SVD on, so the numbers compare.
-const HELD_OUT: &[&str] = &[
-    "A man is playing a guitar on stage.",
-    "The new movie is awesome.",
-    "My package was supposed to arrive on Monday but it is still not here.",
-    "How do I reset the password of my account?",
-    "The stock market fell sharply after the announcement.",
-    "A woman is slicing tomatoes in the kitchen.",
-    "Can I get a refund for a damaged item?",
-    "The cat sleeps on the warm windowsill all afternoon.",
-    "Low-rank factorization shrinks the weights of a neural network.",
-    "It will rain tomorrow in the north of the country.",
-];
-
-const ATTENTION: [&str; 2] = [
-    "encoder.layer.*.attention.self.*",
-    "encoder.layer.*.attention.output.dense",
-];
-
 /// Mean cosine to the original embeddings on the held-out sentences, measured on CPU (f32),
 /// 64 calibration sentences (794 tokens), one row per method:
 ///
@@ -124,9 +105,9 @@ fn minilm_activation_aware_svd_beats_plain_svd() {
     let original = SentenceEncoder::from_dir(&dir, DType::F32, &Device::Cpu)
         .unwrap()
         .with_batch_size(1);
-    let reference = original.embed(HELD_OUT).unwrap();
+    let reference = original.embed(MINILM_SENTENCES).unwrap();
     let mut probe = original.clone();
-    let selection = Plan::new(RankRule::Fixed(1)).select(ATTENTION);
+    let selection = Plan::new(RankRule::Fixed(1)).select(MINILM_ATTENTION);
     let calibration = calibrate(&mut probe, &selection, |m| {
         m.embed(CALIBRATION)?;
         Ok(())
@@ -139,10 +120,10 @@ fn minilm_activation_aware_svd_beats_plain_svd() {
         for method in methods {
             let mut encoder = original.clone();
             let plan = Plan::new(RankRule::ParamRatio(ratio))
-                .select(ATTENTION)
+                .select(MINILM_ATTENTION)
                 .with_method(method);
             let report = compress_model_calibrated(&mut encoder, &plan, &calibration).unwrap();
-            let cosine = mean_cosine(&encoder.embed(HELD_OUT).unwrap(), &reference);
+            let cosine = mean_cosine(&encoder.embed(MINILM_SENTENCES).unwrap(), &reference);
             println!(
                 "kept {ratio}: {method:<24} layer error {:.3}, output error {:.3}, held-out cosine {cosine:.4}",
                 report.mean_relative_error(),

@@ -3,6 +3,7 @@
 //! `attention` is the lesson's from-scratch attention (masks, heads, costs); `bart` and `bert` are
 //! Hugging Face-compatible models built from it; `generation` decodes with a KV cache.
 
+pub mod atomic_dir;
 pub mod attention;
 pub mod bart;
 pub mod bert;

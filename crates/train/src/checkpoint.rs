@@ -129,52 +129,25 @@ pub fn save(
     state: &TrainerState,
     best_model: Option<&[(String, Tensor)]>,
 ) -> Result<()> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| crate::error::invalid(format!("{} names no directory", dir.display())))?;
-    let parent = match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".tmp-checkpoint-")
-        .tempdir_in(parent)
-        .map_err(io("create a temp directory in", parent))?;
-    write_safetensors(&temp.path().join(MODEL_FILE), model)?;
-    write_safetensors(&temp.path().join(OPTIMIZER_FILE), optimizer)?;
-    if let Some(best) = best_model {
-        write_safetensors(&temp.path().join(BEST_MODEL_FILE), best)?;
-    }
-    let json = serde_json::to_string_pretty(state)
-        .map_err(|e| crate::error::invalid(format!("cannot encode the trainer state: {e}")))?;
-    let state_path = temp.path().join(STATE_FILE);
-    std::fs::write(&state_path, json).map_err(io("write", &state_path))?;
-    sync(&state_path)?;
-
-    let target = parent.join(name);
-    let old = {
-        let mut old = temp.path().as_os_str().to_owned();
-        old.push(".old");
-        PathBuf::from(old)
-    };
-    let had_old = target.exists();
-    if had_old {
-        std::fs::rename(&target, &old).map_err(io("move aside the old checkpoint", &target))?;
-    }
-    if let Err(e) = std::fs::rename(temp.path(), &target) {
-        if had_old {
-            // Put the old checkpoint back so a failed save loses nothing.
-            let _ = std::fs::rename(&old, &target);
-        }
-        return Err(io("move the new checkpoint into", &target)(e));
-    }
-    // The directory now lives at `target`; the guard must not try to delete it.
-    let _ = temp.keep();
-    if had_old {
-        std::fs::remove_dir_all(&old).map_err(io("remove the old checkpoint", &old))?;
-    }
-    Ok(())
+    models::atomic_dir::write_dir_atomically(
+        dir,
+        ".tmp-checkpoint-",
+        |temp| {
+            write_safetensors(&temp.join(MODEL_FILE), model)?;
+            write_safetensors(&temp.join(OPTIMIZER_FILE), optimizer)?;
+            if let Some(best) = best_model {
+                write_safetensors(&temp.join(BEST_MODEL_FILE), best)?;
+            }
+            let json = serde_json::to_string_pretty(state).map_err(|e| {
+                crate::error::invalid(format!("cannot encode the trainer state: {e}"))
+            })?;
+            let state_path = temp.join(STATE_FILE);
+            std::fs::write(&state_path, json).map_err(io("write", &state_path))?;
+            sync(&state_path)?;
+            Ok(())
+        },
+        |action, path, e| io(action, path)(e),
+    )
 }
 
 fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

@@ -756,7 +756,7 @@ pub fn train_summarizer(
     Ok(result)
 }
 
-/// Writes the model directory into a temporary sibling of `out_dir`, then renames it into place.
+/// Writes the model directory into a temporary sibling of `out_dir`, then swaps it into place.
 fn save(
     out_dir: &Path,
     cfg: &SummarizerConfig,
@@ -764,48 +764,41 @@ fn save(
     tokenizer: &Tokenizer,
     report: &SummarizerReport,
 ) -> Result<()> {
-    let parent = match out_dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".summarizer-")
-        .tempdir_in(&parent)
-        .map_err(io("create a temporary directory in", &parent))?;
-    let write_json = |name: &str, value: &Value| -> Result<()> {
-        let path = tmp.path().join(name);
-        let text = serde_json::to_string_pretty(value)
-            .map_err(|e| SummarizerError::Config(e.to_string()))?;
-        std::fs::write(&path, text + "\n").map_err(io("write", &path))
-    };
-    write_json("config.json", &cfg.bart_config_json())?;
-    varmap.save(tmp.path().join("model.safetensors"))?;
-    // The saved tokenizer truncates nothing: `lowrank generate` sets its own limits.
-    let mut inner = tokenizer.inner().clone();
-    inner
-        .with_truncation(None)
-        .map_err(|e| SummarizerError::Tokenizer(e.to_string()))?;
-    inner.with_padding(None);
-    let path = tmp.path().join("tokenizer.json");
-    inner
-        .save(&path, true)
-        .map_err(|e| SummarizerError::Tokenizer(format!("cannot write {}: {e}", path.display())))?;
-    crate::metrics::loss_plot(
-        "Summarizer training loss",
-        &report.losses,
-        &report.valid_losses,
+    models::atomic_dir::write_dir_atomically(
+        out_dir,
+        ".summarizer-",
+        |tmp| {
+            let write_json = |name: &str, value: &Value| -> Result<()> {
+                let path = tmp.join(name);
+                let text = serde_json::to_string_pretty(value)
+                    .map_err(|e| SummarizerError::Config(e.to_string()))?;
+                std::fs::write(&path, text + "\n").map_err(io("write", &path))
+            };
+            write_json("config.json", &cfg.bart_config_json())?;
+            varmap.save(tmp.join("model.safetensors"))?;
+            // The saved tokenizer truncates nothing: `lowrank generate` sets its own limits.
+            let mut inner = tokenizer.inner().clone();
+            inner
+                .with_truncation(None)
+                .map_err(|e| SummarizerError::Tokenizer(e.to_string()))?;
+            inner.with_padding(None);
+            let path = tmp.join("tokenizer.json");
+            inner.save(&path, true).map_err(|e| {
+                SummarizerError::Tokenizer(format!("cannot write {}: {e}", path.display()))
+            })?;
+            crate::metrics::loss_plot(
+                "Summarizer training loss",
+                &report.losses,
+                &report.valid_losses,
+            )
+            .save(tmp.join(crate::metrics::LOSS_PLOT_FILE))?;
+            let report_value =
+                serde_json::to_value(report).map_err(|e| SummarizerError::Config(e.to_string()))?;
+            write_json(REPORT_FILE, &report_value)?;
+            Ok(())
+        },
+        |action, path, e| io(action, path)(e),
     )
-    .save(tmp.path().join(crate::metrics::LOSS_PLOT_FILE))?;
-    let report_value =
-        serde_json::to_value(report).map_err(|e| SummarizerError::Config(e.to_string()))?;
-    write_json(REPORT_FILE, &report_value)?;
-    if out_dir.exists() {
-        std::fs::remove_dir_all(out_dir).map_err(io("replace", out_dir))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out_dir).map_err(io("move the trained model into", out_dir))?;
-    Ok(())
 }
 
 /// (prediction, reference) pairs as ROUGE takes them: (target, prediction).

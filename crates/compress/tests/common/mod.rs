@@ -149,3 +149,24 @@ pub fn minilm_dir() -> Option<PathBuf> {
     );
     Some(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("model"))
 }
+
+/// Held-out sentences the MiniLM tests embed (minilm.rs and minilm_activation.rs measure on the
+/// same ones, so their numbers compare).
+pub const MINILM_SENTENCES: &[&str] = &[
+    "A man is playing a guitar on stage.",
+    "The new movie is awesome.",
+    "My package was supposed to arrive on Monday but it is still not here.",
+    "How do I reset the password of my account?",
+    "The stock market fell sharply after the announcement.",
+    "A woman is slicing tomatoes in the kitchen.",
+    "Can I get a refund for a damaged item?",
+    "The cat sleeps on the warm windowsill all afternoon.",
+    "Low-rank factorization shrinks the weights of a neural network.",
+    "It will rain tomorrow in the north of the country.",
+];
+
+/// Q, K, V and the attention output of every MiniLM block.
+pub const MINILM_ATTENTION: [&str; 2] = [
+    "encoder.layer.*.attention.self.*",
+    "encoder.layer.*.attention.output.dense",
+];
