@@ -34,6 +34,8 @@ enum Command {
     Lora(cmd::lora::Args),
     /// Factorize a model's layers by truncated SVD and save the compressed model.
     Compress(cmd::compress::Args),
+    /// Sweep compressions over methods × ranks × blocks × tensors: resumable, CSV/JSONL, charts.
+    Sweep(cmd::sweep::Args),
     /// Singular-value spectra and effective ranks of a model's layers, beside random matrices.
     Inspect(cmd::inspect::Args),
 }
@@ -50,6 +52,7 @@ fn main() {
         Command::Lora(args) => cmd::lora::run(&args),
         Command::Compress(args) => cmd::compress::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

@@ -22,6 +22,33 @@ pub enum Error {
         max_useful: usize,
         reason: &'static str,
     },
+    /// A Tucker-2 rank that cannot be used, or would not save anything, for a group of `count`
+    /// (out×in) matrices sharing their factors.
+    #[error(
+        "rank {rank} does not fit Tucker-2 group {group} ({count} matrices of {in_dim}→{out_dim}, \
+         {dense_params} weights; rank {rank} would store {factored_params}): {reason}; choose a \
+         rank in 1..={max_useful}"
+    )]
+    InvalidGroupRank {
+        group: String,
+        rank: usize,
+        count: usize,
+        out_dim: usize,
+        in_dim: usize,
+        dense_params: usize,
+        factored_params: usize,
+        max_useful: usize,
+        reason: &'static str,
+    },
+    /// A sweep log that cannot be read or extended.
+    #[error("sweep log {}: {reason}", path.display())]
+    Sweep { path: PathBuf, reason: String },
+    /// A design space or grid that cannot be enumerated.
+    #[error("design space: {reason}")]
+    InvalidDesignSpace { reason: String },
+    /// Matrices that cannot share Tucker-2 factors.
+    #[error("Tucker-2 group {group}: {reason}")]
+    Tucker2Group { group: String, reason: String },
     /// A layer that is already factorized (or wrapped by LoRA) where a dense one is needed.
     #[error(
         "only dense layers can be factorized, this one is {kind}; merge a LoRA layer first \

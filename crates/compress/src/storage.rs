@@ -4,6 +4,8 @@
 //! - `model.safetensors`: every tensor of the source checkpoint, except that each linear layer's
 //!   tensors come from the model as it is now ([`Linear::tensors`]): a factorized layer stores
 //!   `<prefix>.u` (out×r) and `<prefix>.v` (r×in) and its bias, and no `weight`;
+//! - Tucker-2 groups ([`crate::tucker2`]) store their shared `U₁`, `U₂` once, as
+//!   `lowrank.tucker2.<group>.u1`/`.u2`, and each member layer its `<prefix>.core` and bias;
 //! - `compression.json`: the [`Manifest`] (method, rule, each factorized layer with its checkpoint
 //!   key and rank, totals, and the source's config.json copied);
 //! - the source's config and tokenizer files, so the folder stands alone.
@@ -32,7 +34,11 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const MANIFEST_FILE: &str = "compression.json";
 /// What `compression.json` says it is, so another JSON file is not mistaken for one.
 pub const FORMAT: &str = "lowrank-compressed";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Version 1 (no Tucker-2 groups) still loads.
+const OLDEST_VERSION: u32 = 1;
+/// Where a Tucker-2 group's shared factors live in `model.safetensors`.
+const GROUP_PREFIX: &str = "lowrank.tucker2.";
 
 /// Files copied from the source folder when present: configs and tokenizers, never weights.
 const AUX_FILES: &[&str] = &[
@@ -64,6 +70,9 @@ pub struct Manifest {
     /// The source's config.json, verbatim.
     pub config: serde_json::Value,
     pub layers: Vec<ManifestLayer>,
+    /// Tucker-2 groups: shared factors and the layers whose cores use them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ManifestGroup>,
     pub params_before: usize,
     pub params_after: usize,
 }
@@ -80,6 +89,19 @@ pub struct ManifestLayer {
     pub relative_error: f64,
 }
 
+/// A Tucker-2 group: `key.u1` (out×rank) and `key.u2` (in×rank) are shared by its layers, each
+/// of which stores `<layer key>.core` (rank×rank).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestGroup {
+    pub name: String,
+    pub key: String,
+    pub in_dim: usize,
+    pub out_dim: usize,
+    pub rank: usize,
+    pub relative_error: f64,
+    pub layers: Vec<ManifestLayer>,
+}
+
 /// Writes `model` (compressed as `report` says) to `dir`, taking the tensors that are not linear
 /// layers (embeddings, norms) and the config from `source_dir`, the folder it was loaded from.
 /// Replaces a folder already at `dir`.
@@ -93,6 +115,7 @@ pub fn save_compressed<M: Linears + ?Sized>(
     let mut tensors = read_safetensors(&source_file, &Device::Cpu)?;
     let prefix = checkpoint_prefix(model, &tensors, &source_file)?;
     let layers = manifest_layers(model, report, &prefix, &source_file)?;
+    let groups = manifest_groups(report, &prefix);
     for (name, layer) in model.linears() {
         let key = format!("{prefix}{name}");
         tensors.retain(|k, _| {
@@ -100,6 +123,18 @@ pub fn save_compressed<M: Linears + ?Sized>(
                 .is_some_and(|rest| rest.starts_with('.'))
         });
         for (suffix, tensor) in layer.tensors() {
+            if let Linear::Tucker2(_) = layer
+                && (suffix == "u1" || suffix == "u2")
+            {
+                let group = groups
+                    .iter()
+                    .find(|g| g.layers.iter().any(|l| l.name == name));
+                if let Some(group) = group {
+                    let shared = format!("{}.{suffix}", group.key);
+                    tensors.insert(shared, tensor.to_device(&Device::Cpu)?);
+                }
+                continue;
+            }
             tensors.insert(format!("{key}.{suffix}"), tensor.to_device(&Device::Cpu)?);
         }
     }
@@ -111,6 +146,7 @@ pub fn save_compressed<M: Linears + ?Sized>(
         source: source_dir.display().to_string(),
         config: read_json(&source_dir.join("config.json"))?,
         layers,
+        groups,
         params_before: report.params_before(),
         params_after: report.params_after(),
     };
@@ -146,10 +182,39 @@ where
         tensors.insert(format!("{}.weight", layer.key), placeholder);
         factors.push((layer, u, v));
     }
-    if let Some(stray) = tensors
-        .keys()
-        .find(|k| k.ends_with(".u") || k.ends_with(".v"))
-    {
+    let mut cores = Vec::new();
+    for group in &manifest.groups {
+        let [u1, u2] = [("u1", group.out_dim), ("u2", group.in_dim)].map(|(suffix, rows)| {
+            let key = format!("{}.{suffix}", group.key);
+            take_checked(
+                &mut tensors,
+                &key,
+                [rows, group.rank],
+                &group.name,
+                &model_path,
+            )
+        });
+        let (u1, u2) = (u1?, u2?);
+        for layer in &group.layers {
+            let key = format!("{}.core", layer.key);
+            let core = take_checked(
+                &mut tensors,
+                &key,
+                [group.rank, group.rank],
+                &layer.name,
+                &model_path,
+            )?;
+            let placeholder = Tensor::zeros((layer.out_dim, layer.in_dim), core.dtype(), device)?;
+            tensors.insert(format!("{}.weight", layer.key), placeholder);
+            cores.push((layer, u1.clone(), core, u2.clone()));
+        }
+    }
+    let is_factor = |k: &&String| {
+        [".u", ".v", ".u1", ".u2", ".core"]
+            .iter()
+            .any(|suffix| k.ends_with(suffix))
+    };
+    if let Some(stray) = tensors.keys().find(is_factor) {
         return Err(manifest_error(
             &manifest_path,
             &format!(
@@ -161,7 +226,15 @@ where
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
     let mut model = build(vb, &manifest)?;
     for (layer, u, v) in factors {
-        apply_factors(&mut model, layer, u, v, dtype, &manifest_path)?;
+        let bias = checked_bias(&model, layer, &manifest_path)?;
+        let factored = Linear::low_rank(u.to_dtype(dtype)?, v.to_dtype(dtype)?, bias)?;
+        linear::replace(&mut model, &layer.name, factored)?;
+    }
+    for (layer, u1, core, u2) in cores {
+        let bias = checked_bias(&model, layer, &manifest_path)?;
+        let [u1, core, u2] = [u1, core, u2].map(|t| t.to_dtype(dtype));
+        let factored = Linear::tucker2(u1?, core?, u2?, bias)?;
+        linear::replace(&mut model, &layer.name, factored)?;
     }
     Ok((model, manifest))
 }
@@ -247,6 +320,9 @@ fn manifest_layers<M: Linears + ?Sized>(
                     relative_error: r.relative_error,
                 });
             }
+            (Some(r), Linear::Tucker2(t))
+                if report.groups.iter().any(|g| g.layers.contains(&name))
+                    && t.core.dims() == [r.rank, r.rank] => {}
             (None, Linear::Dense(_)) => {}
             (_, other) => {
                 return Err(manifest_error(
@@ -265,11 +341,10 @@ fn manifest_layers<M: Linears + ?Sized>(
             }
         }
     }
-    if let Some(stray) = report
-        .layers
-        .iter()
-        .find(|r| !layers.iter().any(|l| l.name == r.name))
-    {
+    if let Some(stray) = report.layers.iter().find(|r| {
+        !layers.iter().any(|l| l.name == r.name)
+            && !report.groups.iter().any(|g| g.layers.contains(&r.name))
+    }) {
         return Err(manifest_error(
             path,
             &format!(
@@ -324,15 +399,12 @@ fn take_factors(
     }
 }
 
-/// Swaps the factors into the model's layer `layer.name`, keeping its bias.
-fn apply_factors<M: Linears>(
-    model: &mut M,
+/// The bias of the model's layer `layer.name`, after checking it maps the sizes the manifest says.
+fn checked_bias<M: Linears>(
+    model: &M,
     layer: &ManifestLayer,
-    u: Tensor,
-    v: Tensor,
-    dtype: DType,
     path: &Path,
-) -> Result<()> {
+) -> Result<Option<Tensor>> {
     let current = linear::find(model, &layer.name)
         .map_err(|e| manifest_error(path, &format!("it lists layer {}, but {e}", layer.name)))?;
     if (current.in_dim(), current.out_dim()) != (layer.in_dim, layer.out_dim) {
@@ -348,28 +420,95 @@ fn apply_factors<M: Linears>(
             ),
         ));
     }
-    let bias = current.bias().cloned();
-    let factored = Linear::low_rank(u.to_dtype(dtype)?, v.to_dtype(dtype)?, bias)?;
-    linear::replace(model, &layer.name, factored)?;
-    Ok(())
+    Ok(current.bias().cloned())
+}
+
+/// Removes `key` from `tensors`, checking it is there with `shape`; `owner` is the layer or group
+/// the manifest says it belongs to.
+fn take_checked(
+    tensors: &mut HashMap<String, Tensor>,
+    key: &str,
+    shape: [usize; 2],
+    owner: &str,
+    path: &Path,
+) -> Result<Tensor> {
+    let tensor = tensors.remove(key).ok_or_else(|| {
+        manifest_error(
+            path,
+            &format!("the manifest lists {owner} but {key} is missing"),
+        )
+    })?;
+    if tensor.dims() != shape {
+        return Err(manifest_error(
+            path,
+            &format!(
+                "{key} has shape {:?}, but the manifest says {shape:?}",
+                tensor.dims()
+            ),
+        ));
+    }
+    Ok(tensor)
+}
+
+/// The report's Tucker-2 groups as the manifest records them.
+fn manifest_groups(report: &Report, prefix: &str) -> Vec<ManifestGroup> {
+    report
+        .groups
+        .iter()
+        .map(|g| ManifestGroup {
+            name: g.name.clone(),
+            key: format!(
+                "{GROUP_PREFIX}{}",
+                g.name
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")
+            ),
+            in_dim: g.in_dim,
+            out_dim: g.out_dim,
+            rank: g.rank,
+            relative_error: g.relative_error,
+            layers: g
+                .layers
+                .iter()
+                .map(|name| {
+                    let error = report
+                        .layers
+                        .iter()
+                        .find(|l| &l.name == name)
+                        .map_or(f64::NAN, |l| l.relative_error);
+                    ManifestLayer {
+                        name: name.clone(),
+                        key: format!("{prefix}{name}"),
+                        in_dim: g.in_dim,
+                        out_dim: g.out_dim,
+                        rank: g.rank,
+                        relative_error: error,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
     let text = std::fs::read_to_string(path).map_err(io("read", path))?;
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| manifest_error(path, &format!("it is not a valid manifest: {e}")))?;
-    if manifest.format != FORMAT || manifest.version != FORMAT_VERSION {
+    if manifest.format != FORMAT || !(OLDEST_VERSION..=FORMAT_VERSION).contains(&manifest.version) {
         return Err(manifest_error(
             path,
             &format!(
-                "it is format {:?} version {}, this build reads {FORMAT:?} version {FORMAT_VERSION}",
+                "it is format {:?} version {}, this build reads {FORMAT:?} versions {OLDEST_VERSION} to {FORMAT_VERSION}",
                 manifest.format, manifest.version
             ),
         ));
     }
     // The factors are `u`, `v` whatever the method made them; an unknown name is still refused,
     // so a file from a future method is not loaded as if it were understood.
-    if let Err(error) = manifest.method.parse::<Method>() {
+    let method = match crate::tucker2::parse_method_text(&manifest.method) {
+        Some(sharing) => sharing.map(|_| ()),
+        None => manifest.method.parse::<Method>().map(|_| ()),
+    };
+    if let Err(error) = method {
         return Err(manifest_error(path, &error.to_string()));
     }
     Ok(manifest)

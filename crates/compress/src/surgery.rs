@@ -4,14 +4,15 @@
 
 use std::fmt;
 
-use models::linear::ActivationStats;
 use models::{Linear, Linears, linear};
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::Calibration;
 use crate::error::{Error, Result};
+use crate::method::{Gathered, LayerStats};
 use crate::plan::Plan;
 use crate::svd::Decomposition;
+use crate::tucker2::GroupReport;
 
 /// One factorized layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct Report {
     /// The rank rule, as text (`param-ratio 0.75`).
     pub rule: String,
     pub layers: Vec<LayerReport>,
+    /// Factors shared by several layers (Tucker-2 groups), each counted once in the totals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
     /// Parameters of every linear layer the model lists, before and after.
     pub linear_params_before: usize,
     pub linear_params_after: usize,
@@ -51,9 +55,10 @@ impl Report {
         self.layers.iter().map(|l| l.params_before).sum()
     }
 
-    /// Parameters of the factorized layers after compression.
+    /// Parameters of the factorized layers after compression, shared factors counted once.
     pub fn params_after(&self) -> usize {
-        self.layers.iter().map(|l| l.params_after).sum()
+        let shared: usize = self.groups.iter().map(|g| g.shared_params).sum();
+        self.layers.iter().map(|l| l.params_after).sum::<usize>() + shared
     }
 
     /// `after / before` over the factorized layers (1 when none).
@@ -113,6 +118,20 @@ impl fmt::Display for Report {
                 None => writeln!(f)?,
             }
         }
+        for g in &self.groups {
+            writeln!(
+                f,
+                "group {:<20} {} layers of {}→{} share rank-{} factors ({} numbers), error {:.4}, {} HOOI sweeps",
+                g.name,
+                g.layers.len(),
+                g.in_dim,
+                g.out_dim,
+                g.rank,
+                g.shared_params,
+                g.relative_error,
+                g.iterations
+            )?;
+        }
         writeln!(
             f,
             "{} layers: {} → {} parameters ({:.1}%); all linear layers: {} → {} ({:.1}%)",
@@ -135,11 +154,7 @@ impl fmt::Display for Report {
 pub fn compress_model<M: Linears + ?Sized>(model: &mut M, plan: &Plan) -> Result<Report> {
     if plan.method().needs_calibration() {
         return Err(Error::Calibration {
-            reason: format!(
-                "method {} reads activations: run compress::calibrate and \
-                 compress_model_calibrated",
-                plan.method()
-            ),
+            reason: plan.method().calibration_hint(),
         });
     }
     compress(model, plan, None)
@@ -153,20 +168,20 @@ pub fn compress_model_calibrated<M: Linears + ?Sized>(
     plan: &Plan,
     calibration: &Calibration,
 ) -> Result<Report> {
-    compress(model, plan, Some(calibration))
+    compress(model, plan, Some(Gathered::Activations(calibration)))
 }
 
-fn compress<M: Linears + ?Sized>(
+pub(crate) fn compress<M: Linears + ?Sized>(
     model: &mut M,
     plan: &Plan,
-    calibration: Option<&Calibration>,
+    statistics: Option<Gathered<'_>>,
 ) -> Result<Report> {
     let names = plan.resolve(model)?;
     let linear_params_before = linear_params(model);
     let mut replacements: Vec<(LayerReport, Linear)> = Vec::with_capacity(names.len());
     for name in &names {
         let layer = linear::find(model, name)?;
-        let stats = calibration.map(|c| c.stats(name)).transpose()?;
+        let stats = statistics.map(|s| s.layer(name)).transpose()?;
         let done = factorize_layer(layer, plan, name, stats).map_err(|e| e.in_layer(name))?;
         replacements.push(done);
     }
@@ -179,6 +194,7 @@ fn compress<M: Linears + ?Sized>(
         method: plan.method().to_string(),
         rule: plan.rule().to_string(),
         layers,
+        groups: Vec::new(),
         linear_params_before,
         linear_params_after: linear_params(model),
     })
@@ -190,7 +206,7 @@ fn factorize_layer(
     layer: &Linear,
     plan: &Plan,
     name: &str,
-    stats: Option<&ActivationStats>,
+    stats: Option<LayerStats<'_>>,
 ) -> Result<(LayerReport, Linear)> {
     let decomposition = Decomposition::with_method(layer, plan.method(), stats)?;
     let (in_dim, out_dim) = (decomposition.in_dim(), decomposition.out_dim());
@@ -211,7 +227,7 @@ fn factorize_layer(
     Ok((report, factorized.layer))
 }
 
-fn linear_params<M: Linears + ?Sized>(model: &M) -> usize {
+pub(crate) fn linear_params<M: Linears + ?Sized>(model: &M) -> usize {
     model
         .linears()
         .iter()

@@ -1,6 +1,6 @@
 //! One layer, factorized: `W ≈ U·V` from the truncated SVD (Eckart–Young: the best rank-r
-//! approximation in the Frobenius and spectral norms), or from the truncated SVD of `W·S` for an
-//! activation-aware [`Method`] (see [`crate::method`]).
+//! approximation in the Frobenius and spectral norms), or from the truncated SVD of `T·W·S` for a
+//! weighted [`Method`] (see [`crate::method`]).
 //!
 //! The weight goes from candle to ndarray in f64, through `lowrank::svd` (faer), and the factors
 //! come back in the layer's dtype and device. f64 because the tail singular values of a trained
@@ -14,7 +14,7 @@ use models::linear::ActivationStats;
 
 use crate::calibrate::relative_output_error;
 use crate::error::{Error, Result};
-use crate::method::{InputTransform, Method, gram};
+use crate::method::{LayerStats, Method, Transform, gram};
 
 /// The largest rank `r` whose factors hold fewer numbers than the dense weight,
 /// `r·(in+out) < in·out`; 0 when no rank saves anything (a 1×n layer).
@@ -63,9 +63,10 @@ pub fn factorize_svd(layer: &Linear, rank: usize) -> Result<Linear> {
 }
 
 /// The rank-`rank` factorization of a dense layer by `method`, bias kept, with `stats` the layer's
-/// calibration statistics (needed by every method but [`Method::Svd`]). The factors have the same
-/// form as [`factorize_svd`]'s: `u` (out×r) holds the singular values, `v` (r×in) maps back
-/// through the method's input transform.
+/// calibration statistics (needed by the activation-aware methods; [`Method::Fisher`] takes its
+/// importances through [`crate::factorize_fisher`]). The factors have the same form as
+/// [`factorize_svd`]'s: `u` (out×r) holds the singular values, `v` (r×in) maps back through the
+/// method's input transform.
 pub fn factorize(
     layer: &Linear,
     rank: usize,
@@ -73,19 +74,20 @@ pub fn factorize(
     stats: Option<&ActivationStats>,
 ) -> Result<Linear> {
     check_rank(rank, layer.in_dim(), layer.out_dim())?;
+    let stats = stats.map(LayerStats::Activations);
     Ok(Decomposition::with_method(layer, method, stats)?
         .factorize(rank)?
         .layer)
 }
 
-/// A dense layer's weight and the full SVD of the matrix its method truncates (`W·S`, `S` the
-/// input transform; `W` itself for plain SVD), kept so a rank rule can read the spectrum before
-/// the rank is chosen, without decomposing twice.
+/// A dense layer's weight and the full SVD of the matrix its method truncates (`T·W·S`, `T` and
+/// `S` the output and input transforms; `W` itself for plain SVD), kept so a rank rule can read
+/// the spectrum before the rank is chosen, without decomposing twice.
 #[derive(Debug)]
 pub(crate) struct Decomposition {
     pub(crate) weight: Array2<f64>,
     pub(crate) svd: Svd<f64>,
-    transform: InputTransform,
+    transform: Transform,
     /// `XᵀX` of the calibration rows, when there are some: the report's output error.
     gram: Option<Array2<f64>>,
     bias: Option<Tensor>,
@@ -109,19 +111,22 @@ impl Decomposition {
         Self::with_method(layer, Method::Svd, None)
     }
 
-    /// The SVD of `W·S` for `method`'s `S`, built from `stats`.
+    /// The SVD of `T·W·S` for `method`'s `T` and `S`, built from `stats`.
     pub(crate) fn with_method(
         layer: &Linear,
         method: Method,
-        stats: Option<&ActivationStats>,
+        stats: Option<LayerStats<'_>>,
     ) -> Result<Self> {
         let Linear::Dense(dense) = layer else {
             return Err(Error::NotDense { kind: layer.kind() });
         };
         let weight = to_array(&dense.weight)?;
-        let transform = InputTransform::new(method, stats, weight.ncols())?;
+        let transform = Transform::new(method, stats, weight.nrows(), weight.ncols())?;
         let svd = svd(transform.apply(&weight).view())?;
-        let gram = stats.map(gram).transpose()?;
+        let gram = stats
+            .and_then(LayerStats::activations)
+            .map(gram)
+            .transpose()?;
         Ok(Self {
             weight,
             svd,
@@ -145,7 +150,7 @@ impl Decomposition {
     pub(crate) fn factorize(&self, rank: usize) -> Result<Factorized> {
         check_rank(rank, self.in_dim(), self.out_dim())?;
         let (u, vt) = self.svd.truncate(rank)?.into_factors();
-        let v = self.transform.undo(vt);
+        let (u, v) = self.transform.undo(u, vt);
         let approximation = u.dot(&v);
         let residual = &self.weight - &approximation;
         let norm = frobenius_norm(self.weight.view());

@@ -54,7 +54,7 @@ pub struct Args {
     text: Vec<String>,
 }
 
-enum Kind {
+pub(crate) enum Kind {
     Bart,
     Bert,
 }
@@ -81,7 +81,7 @@ fn rule(args: &Args) -> Result<RankRule> {
     Ok(rule)
 }
 
-fn model_kind(dir: &Path) -> Result<Kind> {
+pub(crate) fn model_kind(dir: &Path) -> Result<Kind> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -124,18 +124,23 @@ fn plan(args: &Args, rule: RankRule, default_patterns: &[&str]) -> Result<Plan> 
 
 /// The calibration texts, one a line, blank lines skipped; none without --calibration.
 fn calibration_texts(args: &Args) -> Result<Vec<String>> {
-    let Some(path) = &args.calibration else {
-        return Ok(Vec::new());
-    };
+    match &args.calibration {
+        Some(path) => read_lines(path, "calibration"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The non-blank lines of `path`, the `what` file (an error if it has none).
+pub(crate) fn read_lines(path: &Path, what: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the calibration file {}", path.display()))?;
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
     let lines: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect();
     if lines.is_empty() {
-        bail!("the calibration file {} has no text", path.display());
+        bail!("the {what} file {} has no text", path.display());
     }
     Ok(lines)
 }

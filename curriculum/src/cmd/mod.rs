@@ -8,5 +8,6 @@ pub mod generate;
 pub mod inspect;
 pub mod lora;
 pub mod svd_image;
+pub mod sweep;
 pub mod train;
 pub mod tucker;
