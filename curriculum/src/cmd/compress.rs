@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use compress::{
-    Method, Plan, RankRule, Report, calibrate, compress_model, compress_model_calibrated,
-    save_compressed,
+    Method, Plan, RankRule, Report, Sharing, Tucker2Options, calibrate, compress_model,
+    compress_model_calibrated, compress_tucker2, save_compressed,
 };
 use models::bart::Bart;
 use models::bert::SentenceEncoder;
@@ -36,11 +36,16 @@ pub struct Args {
     /// e.g. 0.9.
     #[arg(long, group = "rule")]
     energy: Option<f64>,
-    /// `svd` (plain truncated SVD), `asvd` (columns scaled by the inputs' mean magnitude) or
-    /// `whitened` (SVD-LLM: the error measured on the inputs, optimal for them); the last two need
-    /// --calibration.
+    /// `svd` (plain truncated SVD), `asvd` (columns scaled by the inputs' mean magnitude),
+    /// `whitened` (SVD-LLM: the error measured on the inputs, optimal for them); these two need
+    /// --calibration. `tucker2`: the selected matrices share Tucker-2 factors U1, U2 of --rank R
+    /// and each keeps an R×R core (see --sharing).
     #[arg(long, default_value = "svd")]
     method: String,
+    /// For --method tucker2, which matrices share factors: `all` (the design-space study's
+    /// Tucker-2), `per-block` or `per-tensor`.
+    #[arg(long, default_value = "all")]
+    sharing: String,
     /// A text file, one calibration text per line (dialogues or sentences like the model's
     /// inputs), for --method asvd or whitened. Hundreds of lines: with fewer tokens than a
     /// layer's input size the whitening overfits them.
@@ -60,6 +65,15 @@ pub(crate) enum Kind {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.method == "tucker2" {
+        return match model_kind(&args.model)? {
+            Kind::Bart => tucker2_bart(args),
+            Kind::Bert => tucker2_encoder(args),
+        };
+    }
+    if args.sharing != "all" {
+        bail!("--sharing is for --method tucker2");
+    }
     let rule = rule(args)?;
     match model_kind(&args.model)? {
         Kind::Bart => compress_bart(args, rule),
@@ -145,14 +159,58 @@ pub(crate) fn read_lines(path: &Path, what: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// `--method tucker2` needs one rank for the shared factors; the rank rules that differ per layer
+/// do not apply.
+fn tucker2_plan(args: &Args, default_patterns: &[&str]) -> Result<(Plan, Tucker2Options)> {
+    let Some(rank) = args.rank else {
+        bail!("--method tucker2 takes --rank R (the shared factors' rank), not --keep or --energy");
+    };
+    if args.calibration.is_some() {
+        bail!("--method tucker2 reads no calibration; drop --calibration");
+    }
+    let sharing: Sharing = args.sharing.parse()?;
+    let patterns: Vec<String> = if args.patterns.is_empty() {
+        default_patterns.iter().map(|p| p.to_string()).collect()
+    } else {
+        args.patterns.clone()
+    };
+    let plan = Plan::new(RankRule::Fixed(rank)).select(patterns);
+    let plan = if args.blocks.is_empty() {
+        plan
+    } else {
+        plan.layers(args.blocks.iter().copied())
+    };
+    Ok((plan, Tucker2Options::new(rank).sharing(sharing)))
+}
+
+fn tucker2_bart(args: &Args) -> Result<()> {
+    let mut model = Bart::from_dir(&args.model, DType::F32, &Device::Cpu)
+        .with_context(|| format!("cannot load BART from {}", args.model.display()))?;
+    let (plan, options) = tucker2_plan(args, &BART_ATTENTION)?;
+    let report = compress_tucker2(&mut model, &plan, &options)?;
+    finish(args, &model, &report)
+}
+
+fn tucker2_encoder(args: &Args) -> Result<()> {
+    let original = load_encoder(&args.model)?;
+    let mut model = original.clone();
+    let (plan, options) = tucker2_plan(args, &["*.attention.*"])?;
+    let report = compress_tucker2(&mut model, &plan, &options)?;
+    finish(args, &model, &report)?;
+    print_cosines(args, &original, &model)
+}
+
+const BART_ATTENTION: [&str; 4] = ["*.q_proj", "*.k_proj", "*.v_proj", "*.out_proj"];
+
+fn load_encoder(dir: &Path) -> Result<SentenceEncoder> {
+    SentenceEncoder::from_dir(dir, DType::F32, &Device::Cpu)
+        .with_context(|| format!("cannot load a sentence encoder from {}", dir.display()))
+}
+
 fn compress_bart(args: &Args, rule: RankRule) -> Result<()> {
     let mut model = Bart::from_dir(&args.model, DType::F32, &Device::Cpu)
         .with_context(|| format!("cannot load BART from {}", args.model.display()))?;
-    let plan = plan(
-        args,
-        rule,
-        &["*.q_proj", "*.k_proj", "*.v_proj", "*.out_proj"],
-    )?;
+    let plan = plan(args, rule, &BART_ATTENTION)?;
     let texts = calibration_texts(args)?;
     let report = if texts.is_empty() {
         compress_model(&mut model, &plan)?
@@ -172,13 +230,7 @@ fn compress_bart(args: &Args, rule: RankRule) -> Result<()> {
 }
 
 fn compress_encoder(args: &Args, rule: RankRule) -> Result<()> {
-    let original =
-        SentenceEncoder::from_dir(&args.model, DType::F32, &Device::Cpu).with_context(|| {
-            format!(
-                "cannot load a sentence encoder from {}",
-                args.model.display()
-            )
-        })?;
+    let original = load_encoder(&args.model)?;
     let mut model = original.clone();
     let plan = plan(args, rule, &["*.attention.*"])?;
     let texts = calibration_texts(args)?;
@@ -195,6 +247,11 @@ fn compress_encoder(args: &Args, rule: RankRule) -> Result<()> {
         compress_model_calibrated(&mut model, &plan, &calibration)?
     };
     finish(args, &model, &report)?;
+    print_cosines(args, &original, &model)
+}
+
+/// The embedding cosines of the compressed encoder to the original on --text, if given.
+fn print_cosines(args: &Args, original: &SentenceEncoder, model: &SentenceEncoder) -> Result<()> {
     if !args.text.is_empty() {
         let texts: Vec<&str> = args.text.iter().map(String::as_str).collect();
         let cosines = row_dots(&original.embed(&texts)?, &model.embed(&texts)?)?;

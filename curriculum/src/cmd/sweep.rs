@@ -598,9 +598,13 @@ struct BartJudge {
 }
 
 impl BartJudge {
-    fn new(args: &Args, _model: &Bart) -> Result<Self> {
-        let tokenizer = Tokenizer::from_dir(&args.model)?;
-        let generation = generation_config(&args.model)?;
+    fn new(args: &Args, model: &Bart) -> Result<Self> {
+        // Dialogues longer than the model's positions are cut, and generation stops there too.
+        let positions = model.config().max_position_embeddings;
+        let tokenizer = Tokenizer::from_dir(&args.model)?.with_max_length(Some(positions))?;
+        let mut generation = generation_config(&args.model)?;
+        generation.max_new_tokens = None;
+        generation.max_length = generation.max_length.min(positions);
         let pairs = match &args.eval {
             Some(path) => eval::samsum::load_samsum(path)?
                 .into_iter()
