@@ -36,6 +36,9 @@ enum Command {
     Compress(cmd::compress::Args),
     /// Sweep compressions over methods × ranks × blocks × tensors: resumable, CSV/JSONL, charts.
     Sweep(cmd::sweep::Args),
+    /// The compression report: cosine vs parameters per method and the Tucker-2 insights on
+    /// MiniLM, ROUGE and runtime vs rank on the small BART.
+    Findings(cmd::findings::Args),
     /// Singular-value spectra and effective ranks of a model's layers, beside random matrices.
     Inspect(cmd::inspect::Args),
 }
@@ -53,6 +56,7 @@ fn main() {
         Command::Compress(args) => cmd::compress::run(&args),
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Findings(args) => cmd::findings::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

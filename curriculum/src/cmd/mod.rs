@@ -3,6 +3,7 @@
 pub mod compress;
 pub mod device;
 pub mod embed;
+pub mod findings;
 pub mod flops;
 pub mod generate;
 pub mod inspect;

@@ -75,7 +75,7 @@ pub struct Args {
 
 /// Sentences for the encoder when no --eval file is given: customer-service requests and small
 /// talk, so the embeddings spread over more than one topic.
-const SENTENCES: &[&str] = &[
+pub(crate) const SENTENCES: &[&str] = &[
     "My card has not arrived yet, it has been two weeks.",
     "How do I reset the PIN on my debit card?",
     "I was charged twice for the same purchase.",
@@ -131,14 +131,14 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// The layer-name suffix of q, k, v, o.
-type TensorNames = [(&'static str, &'static str); 4];
-const BART_TENSORS: TensorNames = [
+pub(crate) type TensorNames = [(&'static str, &'static str); 4];
+pub(crate) const BART_TENSORS: TensorNames = [
     ("q", "q_proj"),
     ("k", "k_proj"),
     ("v", "v_proj"),
     ("o", "out_proj"),
 ];
-const BERT_TENSORS: TensorNames = [
+pub(crate) const BERT_TENSORS: TensorNames = [
     ("q", "attention.self.query"),
     ("k", "attention.self.key"),
     ("v", "attention.self.value"),
@@ -146,13 +146,13 @@ const BERT_TENSORS: TensorNames = [
 ];
 
 #[derive(Clone, Copy, PartialEq)]
-enum SweepMethod {
+pub(crate) enum SweepMethod {
     Svd(Method),
     Tucker2(Sharing),
 }
 
 impl SweepMethod {
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             SweepMethod::Svd(method) => method.name().to_string(),
             SweepMethod::Tucker2(Sharing::All) => "tucker2".into(),
@@ -189,7 +189,7 @@ fn parse_methods(args: &Args) -> Result<Vec<SweepMethod>> {
 }
 
 /// What a sweep needs from a model beyond listing its layers.
-trait Judge<M> {
+pub(crate) trait Judge<M> {
     /// Quality of `model` against the original, higher is better, by measure name.
     fn quality(&self, model: &M) -> Result<BTreeMap<String, f64>>;
     /// One run of the timed workload.
@@ -268,7 +268,7 @@ where
             method,
             calibration.as_ref(),
             &judge,
-            args,
+            args.latency_runs,
             space_params,
         )
         .map_err(|e| compress::Error::Sweep {
@@ -306,13 +306,13 @@ fn one_line(record: &SweepRecord, headline: &str) -> String {
     }
 }
 
-fn judge_point<M, J>(
+pub(crate) fn judge_point<M, J>(
     original: &M,
     job: &Job,
     method: SweepMethod,
     calibration: Option<&Calibration>,
     judge: &J,
-    args: &Args,
+    latency_runs: usize,
     space_params: usize,
 ) -> Result<SweepRecord>
 where
@@ -358,7 +358,7 @@ where
     }
     record.compress_seconds = started.elapsed().as_secs_f64();
     record.quality = judge.quality(&model)?;
-    let latency = eval::timing::measure(1, args.latency_runs.max(1), || {
+    let latency = eval::timing::measure(1, latency_runs.max(1), || {
         judge
             .workload(&model)
             .map_err(|e| eval::Error::InvalidArgument {
@@ -518,7 +518,7 @@ fn tensor_kinds(letters: &[String], names: &TensorNames) -> Result<Vec<String>> 
 }
 
 /// The block indices the model's layer names contain, ascending.
-fn model_blocks<M: Linears>(model: &M) -> Vec<usize> {
+pub(crate) fn model_blocks<M: Linears>(model: &M) -> Vec<usize> {
     let blocks: std::collections::BTreeSet<usize> = model
         .linears()
         .iter()
@@ -527,7 +527,7 @@ fn model_blocks<M: Linears>(model: &M) -> Vec<usize> {
     blocks.into_iter().collect()
 }
 
-fn selected_params<M: Linears>(model: &M, plan: &Plan) -> Result<usize> {
+pub(crate) fn selected_params<M: Linears>(model: &M, plan: &Plan) -> Result<usize> {
     let mut total = 0;
     for name in plan.resolve(model)? {
         total += linear::find(model, &name)?.parameter_count();
@@ -543,7 +543,7 @@ fn linear_params<M: Linears>(model: &M) -> usize {
         .sum()
 }
 
-struct EncoderJudge {
+pub(crate) struct EncoderJudge {
     texts: Vec<String>,
     reference: Tensor,
 }
@@ -555,6 +555,11 @@ impl EncoderJudge {
             None => SENTENCES.iter().map(|s| s.to_string()).collect(),
         };
         texts.truncate(args.eval_count.max(1));
+        Self::from_texts(texts, model)
+    }
+
+    /// Judges by the embeddings of `texts`, against `model`'s own.
+    pub(crate) fn from_texts(texts: Vec<String>, model: &SentenceEncoder) -> Result<Self> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let reference = model.embed(&refs)?;
         Ok(Self { texts, reference })
@@ -589,7 +594,7 @@ impl Judge<SentenceEncoder> for EncoderJudge {
     }
 }
 
-struct BartJudge {
+pub(crate) struct BartJudge {
     tokenizer: Tokenizer,
     generation: GenerationConfig,
     dialogues: Vec<String>,
@@ -599,26 +604,31 @@ struct BartJudge {
 
 impl BartJudge {
     fn new(args: &Args, model: &Bart) -> Result<Self> {
-        // Dialogues longer than the model's positions are cut, and generation stops there too.
-        let positions = model.config().max_position_embeddings;
-        let tokenizer = Tokenizer::from_dir(&args.model)?.with_max_length(Some(positions))?;
-        let mut generation = generation_config(&args.model)?;
-        generation.max_new_tokens = None;
-        generation.max_length = generation.max_length.min(positions);
         let pairs = match &args.eval {
             Some(path) => eval::samsum::load_samsum(path)?
                 .into_iter()
                 .map(|d| (d.dialogue, d.summary))
                 .collect::<Vec<_>>(),
-            None => train::dialogues::split(0, 0, 0, args.eval_count.max(1))?
-                .test
-                .into_iter()
-                .map(|d| (d.dialogue, d.summary))
-                .collect(),
+            None => held_out_dialogues(args.eval_count.max(1))?,
         };
-        let (mut dialogues, mut summaries): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
-        dialogues.truncate(args.eval_count.max(1));
-        summaries.truncate(args.eval_count.max(1));
+        let mut pairs = pairs;
+        pairs.truncate(args.eval_count.max(1));
+        Self::from_pairs(&args.model, model, pairs)
+    }
+
+    /// Judges by ROUGE of greedy summaries of `pairs`' dialogues against their summaries.
+    pub(crate) fn from_pairs(
+        dir: &Path,
+        model: &Bart,
+        pairs: Vec<(String, String)>,
+    ) -> Result<Self> {
+        // Dialogues longer than the model's positions are cut, and generation stops there too.
+        let positions = model.config().max_position_embeddings;
+        let tokenizer = Tokenizer::from_dir(dir)?.with_max_length(Some(positions))?;
+        let mut generation = generation_config(dir)?;
+        generation.max_new_tokens = None;
+        generation.max_length = generation.max_length.min(positions);
+        let (dialogues, summaries): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         Ok(Self {
             tokenizer,
             generation,
@@ -677,6 +687,18 @@ impl Judge<Bart> for BartJudge {
     }
 }
 
+/// Seed of the generated dialogues a sweep judges on: not the summarizer's training seed, so
+/// they are held out from `lowrank train summarizer`'s model.
+pub(crate) const EVAL_SEED: u64 = 7_777;
+
+/// `n` generated (dialogue, summary) pairs of [`EVAL_SEED`].
+pub(crate) fn held_out_dialogues(n: usize) -> Result<Vec<(String, String)>> {
+    Ok(train::dialogues::generate(n, EVAL_SEED)?
+        .into_iter()
+        .map(|d| (d.dialogue, d.summary))
+        .collect())
+}
+
 /// The model's generation settings: config.json, then generation_config.json.
 fn generation_config(dir: &Path) -> Result<GenerationConfig> {
     let mut config = GenerationConfig::default();
@@ -692,7 +714,7 @@ fn generation_config(dir: &Path) -> Result<GenerationConfig> {
 }
 
 /// quality_vs_rank.svg, latency_vs_rank.svg, quality_vs_params.svg (with the Pareto front).
-fn charts(records: &[SweepRecord], measure: &str, out: &Path) -> Result<()> {
+pub(crate) fn charts(records: &[SweepRecord], measure: &str, out: &Path) -> Result<()> {
     let ok: Vec<&SweepRecord> = records.iter().filter(|r| r.error.is_none()).collect();
     let mut methods: Vec<&str> = ok.iter().map(|r| r.method.as_str()).collect();
     methods.dedup();
