@@ -307,3 +307,55 @@ fn bad_sweeps_and_tucker2_requests_exit_2_naming_the_problem() {
         &["sharing"],
     );
 }
+
+#[test]
+fn findings_quick_run_writes_a_report_from_its_logged_numbers() {
+    let dir = temp_dir();
+    let out = dir.path().join("findings");
+    let args = [
+        "findings",
+        "--minilm",
+        &tiny_bert(),
+        "--bart",
+        &tiny_bart(),
+        "--out",
+        &out.to_string_lossy(),
+        "--quick",
+        "--latency-runs",
+        "1",
+    ];
+    stdout_of(&args);
+    let report = std::fs::read_to_string(out.join("findings.md")).unwrap();
+    for needle in [
+        "### Cosine against attention parameters kept",
+        "**1. Rank 1 can be enough.**",
+        "## The small BART summarizer",
+        "| dense | 0.0% |",
+    ] {
+        assert!(report.contains(needle), "{needle:?} not in {report}");
+    }
+    // The one-block rank-1 cosines in the table are the logged ones.
+    let minilm = records_named(&out, "minilm.jsonl");
+    for block in [0usize, 1] {
+        let record = minilm
+            .iter()
+            .find(|r| r.method == "tucker2" && r.rank == Some(1) && r.blocks == [block])
+            .unwrap();
+        let row = format!("| {block} | {:.3} |", record.quality["cosine"]);
+        assert!(report.contains(&row), "{row:?} not in {report}");
+    }
+    let bart = records_named(&out, "bart.jsonl");
+    assert_eq!(bart.len(), 3, "dense, rank 1 and the largest useful rank");
+    // A second run resumes: nothing is measured again.
+    stdout_of(&args);
+    assert_eq!(records_named(&out, "minilm.jsonl"), minilm);
+    assert_eq!(records_named(&out, "bart.jsonl"), bart);
+}
+
+fn records_named(dir: &std::path::Path, name: &str) -> Vec<SweepRecord> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
