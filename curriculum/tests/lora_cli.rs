@@ -265,3 +265,72 @@ fn bad_inputs_exit_2_with_clear_messages() {
         &["/nonexistent/adapter"],
     );
 }
+
+/// Recovery fine-tuning (LPAF / LoRAPrune): LoRA trained on top of a compressed model lowers the
+/// validation loss the compression raised, and merging into the compressed folder is refused.
+#[test]
+fn lora_recovers_part_of_what_compression_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = dir.path().join("compressed");
+    let compressed_arg = compressed.to_string_lossy().into_owned();
+    stdout_of(&[
+        "compress",
+        "--model",
+        &tiny_bart(),
+        "--rank",
+        "2",
+        "--out",
+        &compressed_arg,
+    ]);
+    let adapter = dir.path().join("adapter");
+    let adapter_arg = adapter.to_string_lossy().into_owned();
+    let stdout = stdout_of(&[
+        "lora",
+        "train",
+        "--model",
+        &compressed_arg,
+        "--out",
+        &adapter_arg,
+        "--r",
+        "4",
+        "--alpha",
+        "8",
+        "--targets",
+        "q_proj,v_proj,k_proj,out_proj",
+        "--steps",
+        "20",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "8",
+        "--examples",
+        "64",
+        "--valid-examples",
+        "16",
+        "--seed",
+        "3",
+        "--quiet",
+    ]);
+    assert!(
+        stdout.contains("compressed model (svd, 24 factorized layers"),
+        "{stdout}"
+    );
+    let (before, after) = before_after(&stdout);
+    assert!(
+        after < before,
+        "recovery did not lower the loss: {before} → {after}\n{stdout}"
+    );
+    check_fails(
+        &[
+            "lora",
+            "merge",
+            "--model",
+            &compressed_arg,
+            "--adapter",
+            &adapter_arg,
+            "--out",
+            &dir.path().join("merged").to_string_lossy(),
+        ],
+        &["is a compressed model", "merge into the uncompressed model"],
+    );
+}

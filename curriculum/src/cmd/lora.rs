@@ -159,6 +159,20 @@ fn load_model(dir: &Path, device: &Device) -> Result<Bart> {
             dir.display()
         );
     }
+    // A compressed folder (`lowrank compress`) loads with its factors: LoRA on top of it is the
+    // recovery fine-tuning of LPAF / LoRAPrune, adapters learning what the truncation lost.
+    if dir.join(compress::storage::MANIFEST_FILE).is_file() {
+        let (model, manifest) = compress::load_compressed_bart(dir, DType::F32, device)
+            .with_context(|| format!("cannot load the compressed BART in {}", dir.display()))?;
+        println!(
+            "compressed model ({}, {} factorized layers, {} Tucker-2 groups): LoRA adapters train \
+             on top of the factors",
+            manifest.method,
+            manifest.layers.len(),
+            manifest.groups.len()
+        );
+        return Ok(model);
+    }
     Bart::from_dir(dir, DType::F32, device)
         .with_context(|| format!("cannot load a BART model from {}", dir.display()))
 }
@@ -380,6 +394,13 @@ fn train(args: &TrainArgs) -> Result<()> {
 }
 
 fn merge(args: &MergeArgs) -> Result<()> {
+    if args.model.join(compress::storage::MANIFEST_FILE).is_file() {
+        bail!(
+            "{} is a compressed model: merging would turn its factorized layers back into dense ones; \
+             keep the adapter beside it, or merge into the uncompressed model",
+            args.model.display()
+        );
+    }
     let mut model = load_model(&args.model, &Device::Cpu)?;
     let cfg = lora::load_adapter(&mut model, &args.adapter, KEY_PREFIX)
         .with_context(|| format!("cannot load the adapter in {}", args.adapter.display()))?;
