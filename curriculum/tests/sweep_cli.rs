@@ -359,3 +359,48 @@ fn records_named(dir: &std::path::Path, name: &str) -> Vec<SweepRecord> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+#[test]
+fn per_head_tucker2_compression_reloads() {
+    let dir = temp_dir();
+    let out = dir.path().join("heads");
+    let stdout = stdout_of(&[
+        "compress",
+        "--model",
+        &tiny_bert(),
+        "--method",
+        "tucker2",
+        "--layers",
+        "*.query",
+        "--layers",
+        "*.key",
+        "--layers",
+        "*.value",
+        "--rank",
+        "8",
+        "--head-rank",
+        "4",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(stdout.contains("6 layers: "), "{stdout}");
+    let (_, manifest) = load_compressed_sentence_encoder(&out, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        (manifest.groups[0].heads, manifest.groups[0].head_rank),
+        (4, Some(4))
+    );
+    check_fails(
+        &[
+            "compress",
+            "--model",
+            &tiny_bert(),
+            "--rank",
+            "2",
+            "--head-rank",
+            "2",
+            "--out",
+            &out.to_string_lossy(),
+        ],
+        &["--head-rank are for --method tucker2"],
+    );
+}

@@ -15,6 +15,9 @@
 //! - [`plan`] and [`surgery`]: which layers of a model ([`Plan`]), applied by [`compress_model`],
 //!   or [`compress_model_calibrated`] for the activation-aware methods, which return a [`Report`]
 //!   (per layer: shape, rank, parameters, relative error, output error on the calibration data);
+//! - [`budget`]: a rank per layer under one parameter budget, spent greedily where it removes the
+//!   most error per weight, by spectrum or measured sensitivity ([`layer_spectra`],
+//!   [`measure_sensitivity`], [`allocate_ranks`], [`compress_with_allocation`]);
 //! - [`design`]: the design space γ = (rank, layers, tensors), its size
 //!   `|S| = (2^L − 1)(2^T − 1)·R + 1`, numbered points, grids and seeded samples;
 //! - [`sweep`]: many (method, point) compressions logged one JSON line each, resumable, with CSV
@@ -28,6 +31,7 @@
 //! and ndarray, decides ranks, and (in [`method`]) calls faer directly for the whitening's
 //! Cholesky factor and triangular solve, which `lowrank` does not offer.
 
+pub mod budget;
 pub mod calibrate;
 pub mod design;
 pub mod error;
@@ -41,6 +45,10 @@ pub mod svd;
 pub mod sweep;
 pub mod tucker2;
 
+pub use budget::{
+    Allocation, LayerAllocation, LayerSpectrum, Probe, Sensitivity, Spectra, allocate_ranks,
+    compress_with_allocation, layer_spectra, measure_sensitivity,
+};
 pub use calibrate::{Calibration, calibrate, output_error};
 pub use design::{DesignPoint, DesignSpace};
 pub use error::{Error, Result};

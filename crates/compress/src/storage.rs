@@ -100,6 +100,20 @@ pub struct ManifestGroup {
     pub rank: usize,
     pub relative_error: f64,
     pub layers: Vec<ManifestLayer>,
+    /// Heads per matrix when decomposed per head: `key.u1` is then (out/heads × head_rank) and
+    /// each core (heads·head_rank × rank).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub heads: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_rank: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Writes `model` (compressed as `report` says) to `dir`, taking the tensors that are not linear
@@ -184,15 +198,15 @@ where
     }
     let mut cores = Vec::new();
     for group in &manifest.groups {
-        let [u1, u2] = [("u1", group.out_dim), ("u2", group.in_dim)].map(|(suffix, rows)| {
+        let heads = group.heads.max(1);
+        let r1 = group.head_rank.unwrap_or(group.rank);
+        let [u1, u2] = [
+            ("u1", [group.out_dim / heads, r1]),
+            ("u2", [group.in_dim, group.rank]),
+        ]
+        .map(|(suffix, shape)| {
             let key = format!("{}.{suffix}", group.key);
-            take_checked(
-                &mut tensors,
-                &key,
-                [rows, group.rank],
-                &group.name,
-                &model_path,
-            )
+            take_checked(&mut tensors, &key, shape, &group.name, &model_path)
         });
         let (u1, u2) = (u1?, u2?);
         for layer in &group.layers {
@@ -200,13 +214,13 @@ where
             let core = take_checked(
                 &mut tensors,
                 &key,
-                [group.rank, group.rank],
+                [heads * r1, group.rank],
                 &layer.name,
                 &model_path,
             )?;
             let placeholder = Tensor::zeros((layer.out_dim, layer.in_dim), core.dtype(), device)?;
             tensors.insert(format!("{}.weight", layer.key), placeholder);
-            cores.push((layer, u1.clone(), core, u2.clone()));
+            cores.push((layer, u1.clone(), core, u2.clone(), heads));
         }
     }
     let is_factor = |k: &&String| {
@@ -230,10 +244,10 @@ where
         let factored = Linear::low_rank(u.to_dtype(dtype)?, v.to_dtype(dtype)?, bias)?;
         linear::replace(&mut model, &layer.name, factored)?;
     }
-    for (layer, u1, core, u2) in cores {
+    for (layer, u1, core, u2, heads) in cores {
         let bias = checked_bias(&model, layer, &manifest_path)?;
         let [u1, core, u2] = [u1, core, u2].map(|t| t.to_dtype(dtype));
-        let factored = Linear::tucker2(u1?, core?, u2?, bias)?;
+        let factored = Linear::tucker2_heads(u1?, core?, u2?, bias, heads)?;
         linear::replace(&mut model, &layer.name, factored)?;
     }
     Ok((model, manifest))
@@ -322,7 +336,7 @@ fn manifest_layers<M: Linears + ?Sized>(
             }
             (Some(r), Linear::Tucker2(t))
                 if report.groups.iter().any(|g| g.layers.contains(&name))
-                    && t.core.dims() == [r.rank, r.rank] => {}
+                    && t.core.dims().get(1) == Some(&r.rank) => {}
             (None, Linear::Dense(_)) => {}
             (_, other) => {
                 return Err(manifest_error(
@@ -466,6 +480,8 @@ fn manifest_groups(report: &Report, prefix: &str) -> Vec<ManifestGroup> {
             out_dim: g.out_dim,
             rank: g.rank,
             relative_error: g.relative_error,
+            heads: g.heads,
+            head_rank: g.head_rank,
             layers: g
                 .layers
                 .iter()

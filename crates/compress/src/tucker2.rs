@@ -17,7 +17,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
-use lowrank::ndarray::{Array2, Array3, ArrayD, Axis, Ix3};
+use lowrank::ndarray::{Array2, Array3, ArrayD, Axis, Ix3, s};
 use lowrank::svd::frobenius_norm;
 use lowrank::tucker::{Hooi, hooi};
 use models::{Linear, Linears, linear};
@@ -101,6 +101,19 @@ pub struct Tucker2Options {
     pub rank: usize,
     pub sharing: Sharing,
     pub hooi: Hooi,
+    /// Tucker-2 of the weights reshaped per attention head ([`PerHead`]); `None` decomposes
+    /// whole matrices.
+    pub per_head: Option<PerHead>,
+}
+
+/// Split each matrix's output rows into `heads` blocks (head_dim × in), stack every head of every
+/// matrix in the group, and decompose that: `U₁` (head_dim × `head_rank`) is shared by all heads,
+/// `U₂` (in × rank) as before, and each head keeps a `head_rank` × rank core. For the projections
+/// whose outputs are heads (q, k, v); an output projection mixes heads on its input instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerHead {
+    pub heads: usize,
+    pub head_rank: usize,
 }
 
 impl Tucker2Options {
@@ -113,7 +126,14 @@ impl Tucker2Options {
                 max_iterations: 25,
                 tolerance: 1e-6,
             },
+            per_head: None,
         }
+    }
+
+    /// Decomposes per head: `heads` heads, `U₁` of rank `head_rank` within a head.
+    pub fn per_head(mut self, heads: usize, head_rank: usize) -> Self {
+        self.per_head = Some(PerHead { heads, head_rank });
+        self
     }
 
     pub fn sharing(mut self, sharing: Sharing) -> Self {
@@ -138,6 +158,16 @@ pub struct GroupReport {
     pub relative_error: f64,
     /// HOOI sweeps run.
     pub iterations: usize,
+    /// Heads per matrix when decomposed per head (1 otherwise).
+    #[serde(default = "one")]
+    pub heads: usize,
+    /// `U₁`'s rank within a head, when decomposed per head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_rank: Option<usize>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The `(out + in)·R + N·R²` a group of `n` (out×in) matrices stores at rank `rank`.
@@ -320,18 +350,64 @@ fn decompose(
             ),
         });
     }
-    check_group_rank(group, options.rank, out_dim, in_dim, members.len())?;
-    let stacked = stack(members)?;
-    let ranks = [options.rank, options.rank, members.len()];
+    let (heads, r1) = match options.per_head {
+        Some(p) => (p.heads, p.head_rank),
+        None => (1, options.rank),
+    };
+    if heads == 0 || !out_dim.is_multiple_of(heads) {
+        return Err(Error::Tucker2Group {
+            group: group.into(),
+            reason: format!("{out_dim} output rows do not split into {heads} heads"),
+        });
+    }
+    let head_dim = out_dim / heads;
+    let shape = GroupShape {
+        rows: head_dim,
+        cols: in_dim,
+        slices: members.len() * heads,
+    };
+    check_group_rank(
+        group,
+        shape,
+        (r1, options.rank),
+        options.per_head.is_some(),
+        members.len() * out_dim * in_dim,
+    )?;
+    let slices: Vec<Array2<f64>> = members
+        .iter()
+        .flat_map(|m| {
+            (0..heads).map(move |h| {
+                m.weight
+                    .slice(s![h * head_dim..(h + 1) * head_dim, ..])
+                    .to_owned()
+            })
+        })
+        .collect();
+    let stacked = stack(&slices)?;
+    let ranks = [r1, options.rank, slices.len()];
     let (tucker, trace) = hooi(stacked.view().into_dyn(), &ranks, &options.hooi)?;
     let (u1, u2) = (&tucker.factors[0], &tucker.factors[1]);
-    let cores = slice_cores(&tucker.core, &tucker.factors[2])?;
+    let head_cores = slice_cores(&tucker.core, &tucker.factors[2])?;
     let (dtype, device) = (members[0].dtype, &members[0].device);
     let (u1_tensor, u2_tensor) = (to_tensor(u1, dtype, device)?, to_tensor(u2, dtype, device)?);
     let mut layers = Vec::with_capacity(members.len());
     let (mut squared_error, mut squared_norm) = (0.0, 0.0);
-    for (member, core) in members.iter().zip(&cores) {
-        let error = frobenius_norm((&member.weight - &u1.dot(core).dot(&u2.t())).view());
+    for (member, cores) in members.iter().zip(head_cores.chunks(heads)) {
+        let views: Vec<_> = cores.iter().map(|c| c.view()).collect();
+        let core =
+            lowrank::ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Tucker2Group {
+                group: group.into(),
+                reason: e.to_string(),
+            })?;
+        let approx: Vec<Array2<f64>> = cores.iter().map(|c| u1.dot(c).dot(&u2.t())).collect();
+        let approx_views: Vec<_> = approx.iter().map(|a| a.view()).collect();
+        let approx = lowrank::ndarray::concatenate(Axis(0), &approx_views).map_err(|e| {
+            Error::Tucker2Group {
+                group: group.into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let error = frobenius_norm((&member.weight - &approx).view());
         let norm = frobenius_norm(member.weight.view());
         squared_error += error * error;
         squared_norm += norm * norm;
@@ -346,13 +422,13 @@ fn decompose(
             relative_error: error / norm.max(f64::MIN_POSITIVE),
             output_error: None,
         };
-        let core = to_tensor(core, dtype, device)?;
-        let layer = Linear::tucker2(
-            u1_tensor.clone(),
-            core,
-            u2_tensor.clone(),
-            member.bias.clone(),
-        )?;
+        let core = to_tensor(&core, dtype, device)?;
+        let (u1, u2, bias) = (u1_tensor.clone(), u2_tensor.clone(), member.bias.clone());
+        let layer = if heads == 1 {
+            Linear::tucker2(u1, core, u2, bias)?
+        } else {
+            Linear::tucker2_heads(u1, core, u2, bias, heads)?
+        };
         layers.push((report, layer));
     }
     let report = GroupReport {
@@ -361,53 +437,79 @@ fn decompose(
         rank: options.rank,
         out_dim,
         in_dim,
-        shared_params: (out_dim + in_dim) * options.rank,
+        shared_params: head_dim * r1 + in_dim * options.rank,
         relative_error: (squared_error / squared_norm.max(f64::MIN_POSITIVE)).sqrt(),
         iterations: trace.iterations(),
+        heads,
+        head_rank: options.per_head.map(|p| p.head_rank),
     };
     Ok(GroupDecomposition { report, layers })
 }
 
+/// The stacked tensor's sizes: `slices` matrices (or heads) of `rows` × `cols`.
+#[derive(Clone, Copy)]
+struct GroupShape {
+    rows: usize,
+    cols: usize,
+    slices: usize,
+}
+
+impl GroupShape {
+    fn params(&self, r1: usize, r2: usize) -> usize {
+        self.rows * r1 + self.cols * r2 + self.slices * r1 * r2
+    }
+}
+
 fn check_group_rank(
     group: &str,
-    rank: usize,
-    out_dim: usize,
-    in_dim: usize,
-    n: usize,
+    shape: GroupShape,
+    (r1, r2): (usize, usize),
+    per_head: bool,
+    dense: usize,
 ) -> Result<()> {
-    let dense = n * out_dim * in_dim;
-    let factored = group_params(out_dim, in_dim, n, rank);
-    let reason = if rank == 0 {
+    let factored = shape.params(r1, r2);
+    let reason = if r1 == 0 || r2 == 0 {
         "rank 0 keeps nothing"
-    } else if rank > out_dim.min(in_dim) {
-        "a factor cannot have more columns than its side of the matrix"
+    } else if r1 > shape.rows || r2 > shape.cols {
+        "a factor cannot have more columns than its side of the matrix (or head)"
     } else if factored >= dense {
         "the shared factors and cores would hold at least as many numbers as the dense matrices"
     } else {
         return Ok(());
     };
+    // Per head, U₁'s rank is fixed and the rank asked about is U₂'s; otherwise both move.
+    let max_useful = if per_head {
+        (1..=shape.cols)
+            .take_while(|&r| shape.params(r1, r) < dense)
+            .last()
+    } else {
+        (1..=shape.rows.min(shape.cols))
+            .take_while(|&r| shape.params(r, r) < dense)
+            .last()
+    }
+    .unwrap_or(0);
     Err(Error::InvalidGroupRank {
         group: group.into(),
-        rank,
-        count: n,
-        out_dim,
-        in_dim,
+        rank: r2,
+        count: shape.slices,
+        out_dim: shape.rows,
+        in_dim: shape.cols,
         dense_params: dense,
         factored_params: factored,
-        max_useful: largest_useful_group_rank(out_dim, in_dim, n),
+        max_useful,
         reason,
     })
 }
 
 /// The (out, in, N) tensor whose slice `k` along the last mode is `matrices[k]`.
-fn stack(members: &[Member]) -> Result<Array3<f64>> {
-    let (out_dim, in_dim) = members[0].weight.dim();
-    let views: Vec<_> = members
+fn stack(matrices: &[Array2<f64>]) -> Result<Array3<f64>> {
+    let (out_dim, in_dim) = matrices[0].dim();
+    let views: Vec<_> = matrices
         .iter()
-        .map(|m| m.weight.view().insert_axis(Axis(2)))
+        .map(|m| m.view().insert_axis(Axis(2)))
         .collect();
     lowrank::ndarray::concatenate(Axis(2), &views).map_err(|e| Error::Tucker2Group {
-        group: format!("{} matrices of {out_dim}×{in_dim}", members.len()),
+        group: format!("{} matrices of {out_dim}×{in_dim}", matrices.len()),
         reason: e.to_string(),
     })
 }

@@ -311,3 +311,101 @@ fn design_space_size_numbering_samples_and_grids() {
     assert!(DesignSpace::new(0..3, ["q"], [0]).is_err());
     assert!(DesignSpace::new(0..30, ["q"], [1]).is_err());
 }
+
+const QKV: [&str; 3] = [
+    "*.attention.self.query",
+    "*.attention.self.key",
+    "*.attention.self.value",
+];
+
+/// tiny-bert (32 wide, 4 heads of 8) whose q, k, v weights are, head by head, `U1·G·U2ᵀ` with
+/// one U1 (8×2) and U2 (32×3) for every head of every matrix.
+fn bert_with_shared_head_structure() -> models::bert::SentenceEncoder {
+    let mut model = tiny_bert();
+    let u1 = random_tensor(8, 2, 11);
+    let u2 = random_tensor(32, 3, 12);
+    let names = Plan::new(RankRule::Fixed(1))
+        .select(QKV)
+        .resolve(&model)
+        .unwrap();
+    for (k, name) in names.iter().enumerate() {
+        let heads: Vec<Tensor> = (0..4)
+            .map(|h| {
+                let core = random_tensor(2, 3, 200 + 10 * k as u64 + h);
+                u1.matmul(&core).unwrap().matmul(&u2.t().unwrap()).unwrap()
+            })
+            .collect();
+        let weight = Tensor::cat(&heads, 0).unwrap();
+        let bias = linear::find(&model, name).unwrap().bias().cloned();
+        linear::replace(&mut model, name, Linear::dense(weight, bias).unwrap()).unwrap();
+    }
+    model
+}
+
+#[test]
+fn per_head_tucker2_recovers_shared_head_structure_and_computes_its_weight() {
+    let original = bert_with_shared_head_structure();
+    let mut model = original.clone();
+    let plan = Plan::new(RankRule::Fixed(1)).select(QKV);
+    let options = Tucker2Options::new(3).per_head(4, 2);
+    let report = compress_tucker2(&mut model, &plan, &options).unwrap();
+    let group = &report.groups[0];
+    assert_eq!((group.heads, group.head_rank), (4, Some(2)));
+    assert!(group.relative_error < 1e-5, "{}", group.relative_error);
+    // U1 (8×2) and U2 (32×3) once; six matrices × four heads of 2×3 cores; biases kept.
+    assert_eq!(group.shared_params, 8 * 2 + 32 * 3);
+    assert_eq!(report.params_after(), 8 * 2 + 32 * 3 + 6 * 4 * 6 + 6 * 32);
+    let x = random_tensor(5, 32, 99);
+    for layer in &report.layers {
+        let compressed = linear::find(&model, &layer.name).unwrap();
+        assert_eq!((compressed.in_dim(), compressed.out_dim()), (32, 32));
+        let weight = compressed.effective_weight().unwrap();
+        let dense = linear::find(&original, &layer.name)
+            .unwrap()
+            .effective_weight()
+            .unwrap();
+        let scale = dense.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = max_abs_diff(&weight, &dense);
+        assert!(diff < 1e-5 * scale, "{}: {diff} of {scale}", layer.name);
+        // The per-head forward pass applies exactly that weight.
+        let bias = compressed.bias().unwrap().clone();
+        let expected = x
+            .matmul(&weight.t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        let direct = compressed
+            .forward(&x.unsqueeze(0).unwrap())
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let diff = max_abs_diff(&direct, &expected);
+        assert!(diff < 1e-5 * scale * 32.0, "{}: {diff}", layer.name);
+    }
+    let embeddings = |m: &models::bert::SentenceEncoder| m.embed(SENTENCES).unwrap();
+    assert!(max_abs_diff(&embeddings(&model), &embeddings(&original)) < 1e-4);
+}
+
+#[test]
+fn per_head_groups_save_and_reload_and_bad_head_counts_are_refused() {
+    let temp = TempDir::new().unwrap();
+    let mut model = tiny_bart();
+    let plan = Plan::new(RankRule::Fixed(1)).select(["*.q_proj", "*.k_proj", "*.v_proj"]);
+    let report =
+        compress_tucker2(&mut model, &plan, &Tucker2Options::new(6).per_head(4, 3)).unwrap();
+    let dir = temp.path().join("heads");
+    let manifest = save_compressed(&model, &report, &fixture("tiny-bart"), &dir).unwrap();
+    assert_eq!(manifest.groups[0].heads, 4);
+    let (reloaded, _) = load_compressed_bart(&dir, DType::F32, &Device::Cpu).unwrap();
+    assert!(max_abs_diff(&bart_logits(&reloaded), &bart_logits(&model)) <= 1e-6);
+
+    let mut fresh = tiny_bart();
+    let message = compress_tucker2(&mut fresh, &plan, &Tucker2Options::new(6).per_head(5, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("do not split into 5 heads"), "{message}");
+    let message = compress_tucker2(&mut fresh, &plan, &Tucker2Options::new(6).per_head(4, 9))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("more columns than its side"), "{message}");
+}

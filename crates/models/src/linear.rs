@@ -51,12 +51,17 @@ pub struct LowRank {
 }
 
 /// `y = ((x·U2)·Γᵀ)·U1ᵀ + b`, the Tucker-2 form `W ≈ U1·Γ·U2ᵀ`.
+///
+/// With `heads > 1` the output rows are split into heads that share `U1` (head_dim×r1) and `U2`
+/// (in×r2), each head with its own core: `Γ` stacks them (heads·r1 × r2), and head `h`'s rows
+/// are `U1·Γ_h·U2ᵀ` (Tucker-2 of the weight reshaped per head).
 #[derive(Debug, Clone)]
 pub struct Tucker2 {
     pub u1: Tensor,
     pub core: Tensor,
     pub u2: Tensor,
     pub bias: Option<Tensor>,
+    pub heads: usize,
 }
 
 /// `y = base(x) + (α/r)·dropout(x)·Aᵀ·Bᵀ` with the base frozen (LoRA, Hu et al. 2021).
@@ -302,7 +307,44 @@ impl Linear {
             )));
         }
         check_bias(bias.as_ref(), out_dim)?;
-        Ok(Linear::Tucker2(Tucker2 { u1, core, u2, bias }))
+        Ok(Linear::Tucker2(Tucker2 {
+            u1,
+            core,
+            u2,
+            bias,
+            heads: 1,
+        }))
+    }
+
+    /// Per-head Tucker-2: `heads` blocks of output rows, head `h` = `U1·Γ_h·U2ᵀ` with `U1`
+    /// (head_dim×r1), `core` the stacked `Γ_h` (heads·r1 × r2) and `U2` (in×r2).
+    pub fn tucker2_heads(
+        u1: Tensor,
+        core: Tensor,
+        u2: Tensor,
+        bias: Option<Tensor>,
+        heads: usize,
+    ) -> Result<Self> {
+        let (head_dim, r1) = u1.dims2()?;
+        let (rows, core_r2) = core.dims2()?;
+        let (_, r2) = u2.dims2()?;
+        if heads == 0 || rows != heads * r1 || core_r2 != r2 {
+            return Err(invalid(format!(
+                "per-head Tucker-2 factors disagree: U1 {:?}, core {:?}, U2 {:?}, {heads} heads \
+                 (need U1 (head_dim×r1), core (heads·r1 × r2), U2 (in×r2))",
+                u1.dims(),
+                core.dims(),
+                u2.dims()
+            )));
+        }
+        check_bias(bias.as_ref(), heads * head_dim)?;
+        Ok(Linear::Tucker2(Tucker2 {
+            u1,
+            core,
+            u2,
+            bias,
+            heads,
+        }))
     }
 
     /// Wraps `base` with LoRA factors `A` (r×in) and `B` (out×r).
@@ -362,7 +404,7 @@ impl Linear {
         let dim = match self {
             Linear::Dense(d) => d.weight.dims().first(),
             Linear::LowRank(l) => l.u.dims().first(),
-            Linear::Tucker2(t) => t.u1.dims().first(),
+            Linear::Tucker2(t) => return t.u1.dims().first().map_or(0, |rows| rows * t.heads),
             Linear::Lora(l) => return l.base.out_dim(),
         };
         dim.copied().unwrap_or(0)
@@ -397,7 +439,9 @@ impl Linear {
         match self {
             Linear::Dense(d) => 2 * d.weight.elem_count(),
             Linear::LowRank(l) => 2 * (l.u.elem_count() + l.v.elem_count()),
-            Linear::Tucker2(t) => 2 * (t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count()),
+            Linear::Tucker2(t) => {
+                2 * (t.heads * t.u1.elem_count() + t.core.elem_count() + t.u2.elem_count())
+            }
             Linear::Lora(l) => {
                 l.base.flops_per_token() + 2 * (l.lora_a.elem_count() + l.lora_b.elem_count())
             }
@@ -409,7 +453,15 @@ impl Linear {
         Ok(match self {
             Linear::Dense(d) => d.weight.clone(),
             Linear::LowRank(l) => l.u.matmul(&l.v)?,
-            Linear::Tucker2(t) => t.u1.matmul(&t.core)?.matmul(&t.u2.t()?)?,
+            Linear::Tucker2(t) => {
+                let (head_dim, r1) = t.u1.dims2()?;
+                let r2 = t.core.dim(1)?;
+                // (heads, r1, r2) cores, each U1·Γ_h: (heads, head_dim, r2), stacked into rows.
+                let cores = t.core.reshape((t.heads, r1, r2))?;
+                let u1 = t.u1.unsqueeze(0)?.broadcast_as((t.heads, head_dim, r1))?;
+                let left = u1.contiguous()?.matmul(&cores)?;
+                left.reshape((t.heads * head_dim, r2))?.matmul(&t.u2.t()?)?
+            }
             Linear::Lora(l) => {
                 let delta = l.lora_b.matmul(&l.lora_a)?;
                 (l.base.effective_weight()? + (delta * l.scaling())?)?
@@ -435,8 +487,20 @@ impl Linear {
             }
             Linear::LowRank(l) => matmul_t(&matmul_t(xs, &l.v)?, &l.u)?,
             Linear::Tucker2(t) => {
-                let projected = matmul_rows(xs, &t.u2)?;
-                matmul_t(&matmul_t(&projected, &t.core)?, &t.u1)?
+                let projected = matmul_t(&matmul_rows(xs, &t.u2)?, &t.core)?;
+                if t.heads == 1 {
+                    matmul_t(&projected, &t.u1)?
+                } else {
+                    // (…, heads·r1) → (…, heads, r1) → ·U1ᵀ → (…, heads·head_dim).
+                    let dims = projected.dims().to_vec();
+                    let r1 = t.u1.dim(1)?;
+                    let mut split = dims[..dims.len() - 1].to_vec();
+                    split.extend([t.heads, r1]);
+                    let per_head = matmul_t(&projected.reshape(split)?, &t.u1)?;
+                    let mut out = dims[..dims.len() - 1].to_vec();
+                    out.push(t.heads * t.u1.dim(0)?);
+                    per_head.reshape(out)?
+                }
             }
             Linear::Lora(l) => {
                 let base = l.base.forward_t(xs, train)?;
@@ -514,6 +578,7 @@ impl Linear {
                 core: cast(&t.core)?,
                 u2: cast(&t.u2)?,
                 bias: cast_bias(&t.bias)?,
+                heads: t.heads,
             }),
             Linear::Lora(l) => Linear::Lora(Lora {
                 base: Box::new(l.base.to_dtype(dtype)?),

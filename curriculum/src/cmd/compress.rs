@@ -46,6 +46,10 @@ pub struct Args {
     /// Tucker-2), `per-block` or `per-tensor`.
     #[arg(long, default_value = "all")]
     sharing: String,
+    /// For --method tucker2: decompose per attention head instead, U1 of this rank within a
+    /// head shared by all heads (heads from config.json); for q, k, v projections.
+    #[arg(long)]
+    head_rank: Option<usize>,
     /// A text file, one calibration text per line (dialogues or sentences like the model's
     /// inputs), for --method asvd or whitened. Hundreds of lines: with fewer tokens than a
     /// layer's input size the whitening overfits them.
@@ -71,8 +75,8 @@ pub fn run(args: &Args) -> Result<()> {
             Kind::Bert => tucker2_encoder(args),
         };
     }
-    if args.sharing != "all" {
-        bail!("--sharing is for --method tucker2");
+    if args.sharing != "all" || args.head_rank.is_some() {
+        bail!("--sharing and --head-rank are for --method tucker2");
     }
     let rule = rule(args)?;
     match model_kind(&args.model)? {
@@ -169,6 +173,11 @@ fn tucker2_plan(args: &Args, default_patterns: &[&str]) -> Result<(Plan, Tucker2
         bail!("--method tucker2 reads no calibration; drop --calibration");
     }
     let sharing: Sharing = args.sharing.parse()?;
+    let options = Tucker2Options::new(rank).sharing(sharing);
+    let options = match args.head_rank {
+        Some(head_rank) => options.per_head(attention_heads(&args.model)?, head_rank),
+        None => options,
+    };
     let patterns: Vec<String> = if args.patterns.is_empty() {
         default_patterns.iter().map(|p| p.to_string()).collect()
     } else {
@@ -180,7 +189,29 @@ fn tucker2_plan(args: &Args, default_patterns: &[&str]) -> Result<(Plan, Tucker2
     } else {
         plan.layers(args.blocks.iter().copied())
     };
-    Ok((plan, Tucker2Options::new(rank).sharing(sharing)))
+    Ok((plan, options))
+}
+
+/// The attention heads config.json gives (`num_attention_heads` for BERT, the encoder's and
+/// decoder's, which must agree, for BART).
+fn attention_heads(dir: &Path) -> Result<usize> {
+    let path = dir.join("config.json");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let read = |key: &str| config[key].as_u64().map(|n| n as usize);
+    match (
+        read("num_attention_heads"),
+        read("encoder_attention_heads"),
+        read("decoder_attention_heads"),
+    ) {
+        (Some(heads), _, _) => Ok(heads),
+        (None, Some(encoder), Some(decoder)) if encoder == decoder => Ok(encoder),
+        (None, Some(encoder), Some(decoder)) => bail!(
+            "--head-rank needs one head count, but the encoder has {encoder} heads and the \
+             decoder {decoder}"
+        ),
+        _ => bail!("{} gives no attention head count", path.display()),
+    }
 }
 
 fn tucker2_bart(args: &Args) -> Result<()> {
