@@ -209,3 +209,109 @@ fn whitened_compression_calibrates_on_a_text_file_and_lowers_output_error() {
         &["--calibration"],
     );
 }
+
+#[test]
+fn allocated_ranks_meet_the_budget_and_reload() {
+    let dir = temp_dir();
+    let probe = dir.path().join("probe.txt");
+    std::fs::write(
+        &probe,
+        "my card is lost\nreset the PIN please\nwhere is my refund\n",
+    )
+    .unwrap();
+    let model = fixtures().join("tiny-bert");
+    let model = model.to_string_lossy();
+    for allocate in ["spectral", "relative", "measured"] {
+        let out = dir.path().join(allocate);
+        let stdout = stdout_of(&[
+            "compress",
+            "--model",
+            &model,
+            "--keep",
+            "0.5",
+            "--allocate",
+            allocate,
+            "--probe",
+            &probe.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+        ]);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("allocation ({allocate}):")))
+            .unwrap_or_else(|| panic!("no allocation line in {stdout}"));
+        assert!(
+            line.ends_with("8192 → 4096 weights") || line.contains("→ 40"),
+            "{line}"
+        );
+        let (_, manifest) =
+            compress::load_compressed_sentence_encoder(&out, DType::F32, &Device::Cpu).unwrap();
+        let weights: usize = manifest
+            .layers
+            .iter()
+            .map(|l| l.rank * (l.in_dim + l.out_dim))
+            .sum();
+        let dense = (8 - manifest.layers.len()) * 32 * 32;
+        assert!(
+            weights + dense <= 4096,
+            "{allocate}: {weights} + {dense} weights"
+        );
+    }
+    let out = dir.path().join("bad").to_string_lossy().into_owned();
+    check_fails(
+        &[
+            "compress",
+            "--model",
+            &model,
+            "--rank",
+            "4",
+            "--allocate",
+            "spectral",
+            "--out",
+            &out,
+        ],
+        &["--keep"],
+    );
+    check_fails(
+        &[
+            "compress",
+            "--model",
+            &model,
+            "--keep",
+            "0.5",
+            "--allocate",
+            "measured",
+            "--out",
+            &out,
+        ],
+        &["--probe"],
+    );
+    check_fails(
+        &[
+            "compress",
+            "--model",
+            &model,
+            "--keep",
+            "0.5",
+            "--allocate",
+            "best",
+            "--out",
+            &out,
+        ],
+        &["spectral, relative or measured"],
+    );
+    check_fails(
+        &[
+            "compress",
+            "--model",
+            &tiny_bart(),
+            "--keep",
+            "0.5",
+            "--allocate",
+            "measured",
+            "--out",
+            &out,
+        ],
+        &["sentence encoders"],
+    );
+}

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use compress::{
-    Method, Plan, RankRule, Report, Sharing, Tucker2Options, calibrate, compress_model,
-    compress_model_calibrated, compress_tucker2, save_compressed,
+    Calibration, Method, Plan, RankRule, Report, Sensitivity, Sharing, Tucker2Options,
+    allocate_ranks, calibrate, compress_model, compress_model_calibrated, compress_tucker2,
+    compress_with_allocation, layer_spectra, measure_sensitivity, save_compressed,
 };
 use models::bart::Bart;
 use models::bert::SentenceEncoder;
@@ -50,6 +51,16 @@ pub struct Args {
     /// head shared by all heads (heads from config.json); for q, k, v projections.
     #[arg(long)]
     head_rank: Option<usize>,
+    /// With --keep: give each layer its own rank so the selected layers keep that share of their
+    /// weights, spending rank where it matters: `spectral` (least total squared error),
+    /// `relative` (least sum of relative errors) or `measured` (sentence encoders: each layer's
+    /// damage alone, 1 − cosine on --probe texts, scales its error curve). A layer may stay dense.
+    #[arg(long)]
+    allocate: Option<String>,
+    /// Texts, one a line, on which `--allocate measured` measures each layer's damage: neither
+    /// the calibration texts nor the ones you evaluate on.
+    #[arg(long)]
+    probe: Option<PathBuf>,
     /// A text file, one calibration text per line (dialogues or sentences like the model's
     /// inputs), for --method asvd or whitened. Hundreds of lines: with fewer tokens than a
     /// layer's input size the whitening overfits them.
@@ -243,8 +254,8 @@ fn compress_bart(args: &Args, rule: RankRule) -> Result<()> {
         .with_context(|| format!("cannot load BART from {}", args.model.display()))?;
     let plan = plan(args, rule, &BART_ATTENTION)?;
     let texts = calibration_texts(args)?;
-    let report = if texts.is_empty() {
-        compress_model(&mut model, &plan)?
+    let calibration = if texts.is_empty() {
+        None
     } else {
         let tokenizer = models::tokenizer::Tokenizer::from_dir(&args.model)?;
         // Each text alone (no padding rows), read by the encoder and, teacher-forced, the decoder.
@@ -255,7 +266,14 @@ fn compress_bart(args: &Args, rule: RankRule) -> Result<()> {
             }
             Ok(())
         })?;
-        compress_model_calibrated(&mut model, &plan, &calibration)?
+        Some(calibration)
+    };
+    let report = match allocation(args, rule)? {
+        Some(Sensitivity::Measured(_)) => {
+            bail!("--allocate measured scores sentence encoders; use spectral or relative for BART")
+        }
+        Some(sensitivity) => allocate(&mut model, &plan, rule, sensitivity, calibration.as_ref())?,
+        None => compress_plan(&mut model, &plan, calibration.as_ref())?,
     };
     finish(args, &model, &report)
 }
@@ -265,20 +283,111 @@ fn compress_encoder(args: &Args, rule: RankRule) -> Result<()> {
     let mut model = original.clone();
     let plan = plan(args, rule, &["*.attention.*"])?;
     let texts = calibration_texts(args)?;
-    let report = if texts.is_empty() {
-        compress_model(&mut model, &plan)?
+    let calibration = if texts.is_empty() {
+        None
     } else {
         // One text a pass, so no padding rows enter the statistics.
-        let calibration = calibrate(&mut model, &plan, |model| {
+        Some(calibrate(&mut model, &plan, |model| {
             for text in &texts {
                 model.embed(&[text.as_str()])?;
             }
             Ok(())
-        })?;
-        compress_model_calibrated(&mut model, &plan, &calibration)?
+        })?)
+    };
+    let report = match allocation(args, rule)? {
+        Some(Sensitivity::Measured(_)) => {
+            let Some(path) = &args.probe else {
+                bail!("--allocate measured needs --probe FILE (texts to measure damage on)");
+            };
+            let probe_texts = read_lines(path, "probe")?;
+            let refs: Vec<&str> = probe_texts.iter().map(String::as_str).collect();
+            let reference = original.embed(&refs)?;
+            let probes = measure_sensitivity(&mut model, &plan, calibration.as_ref(), |m| {
+                let embedded = m.embed(&refs).map_err(compress::Error::from)?;
+                let cosines =
+                    row_dots(&reference, &embedded).map_err(|e| compress::Error::Calibration {
+                        reason: format!("{e:#}"),
+                    })?;
+                let mean =
+                    cosines.iter().map(|&c| f64::from(c)).sum::<f64>() / cosines.len() as f64;
+                // A layer that changes nothing measurable still counts a little.
+                Ok((1.0 - mean).max(1e-9))
+            })?;
+            allocate(
+                &mut model,
+                &plan,
+                rule,
+                Sensitivity::Measured(probes),
+                calibration.as_ref(),
+            )?
+        }
+        Some(sensitivity) => allocate(&mut model, &plan, rule, sensitivity, calibration.as_ref())?,
+        None => compress_plan(&mut model, &plan, calibration.as_ref())?,
     };
     finish(args, &model, &report)?;
     print_cosines(args, &original, &model)
+}
+
+fn compress_plan<M: models::Linears>(
+    model: &mut M,
+    plan: &Plan,
+    calibration: Option<&Calibration>,
+) -> Result<Report> {
+    Ok(match calibration {
+        Some(calibration) => compress_model_calibrated(model, plan, calibration)?,
+        None => compress_model(model, plan)?,
+    })
+}
+
+/// `--allocate`, checked against the rank rule: a budget needs --keep.
+fn allocation(args: &Args, rule: RankRule) -> Result<Option<Sensitivity>> {
+    let Some(name) = &args.allocate else {
+        if args.probe.is_some() {
+            bail!("--probe is for --allocate measured");
+        }
+        return Ok(None);
+    };
+    if !matches!(rule, RankRule::ParamRatio(_)) {
+        bail!("--allocate shares out a budget: give it with --keep, not --rank or --energy");
+    }
+    Ok(Some(match name.as_str() {
+        "spectral" => Sensitivity::Spectral,
+        "relative" => Sensitivity::Relative,
+        "measured" => Sensitivity::Measured(Vec::new()),
+        other => bail!("--allocate {other:?}: use spectral, relative or measured"),
+    }))
+}
+
+/// Per-layer ranks for the --keep budget, then the compression they give.
+fn allocate<M: models::Linears>(
+    model: &mut M,
+    plan: &Plan,
+    rule: RankRule,
+    sensitivity: Sensitivity,
+    calibration: Option<&Calibration>,
+) -> Result<Report> {
+    let RankRule::ParamRatio(keep) = rule else {
+        bail!("--allocate needs --keep");
+    };
+    let spectra = layer_spectra(model, plan, calibration)?;
+    let allocation = allocate_ranks(&spectra, keep, &sensitivity)?;
+    let dense = allocation
+        .layers
+        .iter()
+        .filter(|l| l.rank.is_none())
+        .count();
+    let ranks: Vec<usize> = allocation.layers.iter().filter_map(|l| l.rank).collect();
+    println!(
+        "allocation ({sensitivity}): {} of {} layers factorized at ranks {}–{}, {dense} kept dense; \
+         {} → {} weights",
+        ranks.len(),
+        allocation.layers.len(),
+        ranks.iter().min().copied().unwrap_or(0),
+        ranks.iter().max().copied().unwrap_or(0),
+        allocation.weights_before(),
+        allocation.weights_after()
+    );
+    Ok(compress_with_allocation(model, &allocation, calibration)?)
 }
 
 /// The embedding cosines of the compressed encoder to the original on --text, if given.
