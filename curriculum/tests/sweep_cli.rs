@@ -95,6 +95,12 @@ fn encoder_sweep_logs_every_job_once_and_resumes() {
         .layers([0, 1]);
     let report = compress_tucker2(&mut compressed, &plan, &Tucker2Options::new(2)).unwrap();
     assert_eq!(record.linear_params, report.linear_params_after);
+    let flops: usize = models::Linears::linears(&compressed)
+        .iter()
+        .map(|(_, l)| l.flops_per_token())
+        .sum();
+    assert_eq!(record.linear_flops_per_token, flops);
+    assert!(flops < logged[0].linear_flops_per_token);
     assert!(record.removed > 0.0 && record.removed < 1.0);
 
     // A rerun finds every job done and runs none.

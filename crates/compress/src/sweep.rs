@@ -29,6 +29,10 @@ pub struct SweepRecord {
     pub tensors: Vec<String>,
     /// Parameters of every linear layer of the model after compression.
     pub linear_params: usize,
+    /// Multiply-add FLOPs per token of every linear layer after compression (`2·in·out` a dense
+    /// layer, `2·r·(in+out)` a factorized one).
+    #[serde(default)]
+    pub linear_flops_per_token: usize,
     /// The share of the space's layers (all blocks × all tensors) removed, in [0, 1).
     pub removed: f64,
     /// Quality measures by name (`cosine`, `rouge1`, …): higher is better.
@@ -189,7 +193,7 @@ pub fn to_csv(records: &[SweepRecord]) -> String {
         .into_iter()
         .collect();
     let mut csv = String::from(
-        "method,point,rank,blocks,tensors,linear_params,removed,latency_ms,latency_p90_ms,compress_seconds",
+        "method,point,rank,blocks,tensors,linear_params,linear_flops_per_token,removed,latency_ms,latency_p90_ms,compress_seconds",
     );
     for measure in &measures {
         csv.push(',');
@@ -206,6 +210,7 @@ pub fn to_csv(records: &[SweepRecord]) -> String {
             quote(&blocks.join(" ")),
             quote(&r.tensors.join(" ")),
             r.linear_params.to_string(),
+            r.linear_flops_per_token.to_string(),
             format!("{}", r.removed),
             optional(r.latency_ms),
             optional(r.latency_p90_ms),

@@ -17,6 +17,7 @@ fn record(job: &Job, params: usize, cosine: f64) -> SweepRecord {
         blocks: vec![],
         tensors: vec![],
         linear_params: params,
+        linear_flops_per_token: 2 * params,
         removed: 0.0,
         quality: BTreeMap::from([("cosine".to_string(), cosine)]),
         latency_ms: Some(1.0),

@@ -336,6 +336,7 @@ where
         blocks,
         tensors,
         linear_params: linear_params(&model),
+        linear_flops_per_token: 0,
         removed: 0.0,
         quality: BTreeMap::new(),
         latency_ms: None,
@@ -357,6 +358,11 @@ where
         }
     }
     record.compress_seconds = started.elapsed().as_secs_f64();
+    record.linear_flops_per_token = model
+        .linears()
+        .iter()
+        .map(|(_, l)| l.flops_per_token())
+        .sum();
     record.quality = judge.quality(&model)?;
     let latency = eval::timing::measure(1, latency_runs.max(1), || {
         judge
