@@ -39,6 +39,12 @@ impl Plan {
         self
     }
 
+    /// The same layers at another rank rule.
+    pub fn with_rule(mut self, rule: RankRule) -> Self {
+        self.rule = rule;
+        self
+    }
+
     /// Only layers matching one of `patterns` (globs or exact names); replaces earlier patterns.
     pub fn select<I, S>(mut self, patterns: I) -> Self
     where

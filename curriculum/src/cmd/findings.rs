@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use compress::sweep::{Job, SweepLog, SweepRecord, run_sweep, write_csv};
 use compress::tucker2::group_rank_for_ratio;
-use compress::{Calibration, DesignPoint, Method, Plan, RankRule, Sharing, calibrate};
+use compress::{
+    Calibration, DesignPoint, Method, Plan, RankRule, Sensitivity, Sharing, allocate_ranks,
+    calibrate, compress_with_allocation, layer_spectra, measure_sensitivity,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::Linears;
 use models::bart::Bart;
@@ -22,7 +25,7 @@ use models::bert::SentenceEncoder;
 use models::candle::{DType, Device};
 
 use super::sweep::{
-    BART_TENSORS, BERT_TENSORS, BartJudge, EncoderJudge, SENTENCES, SweepMethod, charts,
+    BART_TENSORS, BERT_TENSORS, BartJudge, EncoderJudge, Judge, SENTENCES, SweepMethod, charts,
     held_out_dialogues, judge_point, model_blocks, selected_params,
 };
 use crate::output::write_atomically;
@@ -121,9 +124,14 @@ fn minilm_findings(args: &Args, dir: &Path, report: &mut String) -> Result<()> {
     let log_path = args.out.join("minilm.jsonl");
     // Calibrating takes minutes; a resumed run whose calibrated jobs are all logged skips it.
     let logged = SweepLog::open(&log_path)?;
+    let budget_log = SweepLog::open(&args.out.join("minilm-budget.jsonl"))?;
+    let budget_keeps: &[f64] = if args.quick { &[0.5] } else { &[0.75, 0.5] };
     let needs_calibration = jobs
         .iter()
-        .any(|j| matches!(j.method.as_str(), "asvd" | "whitened") && !logged.is_done(&j.key()));
+        .any(|j| matches!(j.method.as_str(), "asvd" | "whitened") && !logged.is_done(&j.key()))
+        || budget_keeps
+            .iter()
+            .any(|&keep| !budget_log.is_done(&budget_key(keep)));
     let calibration = if needs_calibration {
         println!(
             "calibrating MiniLM on {} dialogue lines",
@@ -141,7 +149,6 @@ fn minilm_findings(args: &Args, dir: &Path, report: &mut String) -> Result<()> {
     };
     let tokens = calibration_tokens(&model, &calibration_lines)?;
     let space_params = selected_params(&model, &all_plan)?;
-    let jobs = minilm_jobs(args.quick, &blocks, &tensors, d_out, d_in);
     let records = run_logged(&args.out.join("minilm.jsonl"), &jobs, |job| {
         judge_point(
             &model,
@@ -167,8 +174,160 @@ fn minilm_findings(args: &Args, dir: &Path, report: &mut String) -> Result<()> {
         calibration_lines.len()
     );
     write_curve(report, &records, space_params);
+    let budget = budget_records(
+        budget_log,
+        budget_keeps,
+        &BudgetSetup {
+            model: &model,
+            plan: &all_plan,
+            calibration: calibration.as_ref(),
+            judge: &judge,
+            space_params,
+        },
+    )?;
+    write_budget(report, &budget, &records);
     write_insights(report, &records, &blocks);
     Ok(())
+}
+
+fn budget_key(keep: f64) -> String {
+    compress::sweep::job_key("whitened-allocated", &format!("keep={keep}"))
+}
+
+struct BudgetSetup<'a> {
+    model: &'a SentenceEncoder,
+    plan: &'a Plan,
+    calibration: Option<&'a Calibration>,
+    judge: &'a EncoderJudge,
+    space_params: usize,
+}
+
+/// Whitened SVD with each layer's rank allocated from the damage it does alone, measured on probe
+/// texts (dialogue lines of another seed than the calibration's and the evaluation's).
+fn budget_records(
+    mut log: SweepLog,
+    keeps: &[f64],
+    setup: &BudgetSetup,
+) -> Result<Vec<SweepRecord>> {
+    let probe_texts: Vec<String> = train::dialogues::generate(6, 3)?
+        .into_iter()
+        .flat_map(|d| d.dialogue.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let refs: Vec<&str> = probe_texts.iter().map(String::as_str).collect();
+    let reference = setup.model.embed(&refs)?;
+    for &keep in keeps {
+        if log.is_done(&budget_key(keep)) {
+            continue;
+        }
+        println!(
+            "allocating ranks for {:.0}% kept from measured damage",
+            100.0 * keep
+        );
+        let Some(calibration) = setup.calibration else {
+            bail!("the budget allocation needs the calibration");
+        };
+        let started = std::time::Instant::now();
+        let plan = setup
+            .plan
+            .clone()
+            .with_rule(RankRule::ParamRatio(keep))
+            .with_method(Method::whitened());
+        let mut model = setup.model.clone();
+        let probes = measure_sensitivity(&mut model, &plan, Some(calibration), |m| {
+            let embedded = m.embed(&refs).map_err(compress::Error::from)?;
+            let cosines = eval::similarity::tensor_cosines(&reference, &embedded).map_err(|e| {
+                compress::Error::Calibration {
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok((1.0 - cosines.mean).max(1e-9))
+        })?;
+        let spectra = layer_spectra(&model, &plan, Some(calibration))?;
+        let allocation = allocate_ranks(&spectra, keep, &Sensitivity::Measured(probes))?;
+        let compression = compress_with_allocation(&mut model, &allocation, Some(calibration))?;
+        let saved = compression.params_before() as f64 - compression.params_after() as f64;
+        let dense = allocation
+            .layers
+            .iter()
+            .filter(|l| l.rank.is_none())
+            .count();
+        let record = SweepRecord {
+            method: "whitened-allocated".into(),
+            point: format!("keep={keep}"),
+            rank: None,
+            blocks: Vec::new(),
+            tensors: vec![format!(
+                "{dense} of {} layers dense",
+                allocation.layers.len()
+            )],
+            linear_params: compression.linear_params_after,
+            linear_flops_per_token: model
+                .linears()
+                .iter()
+                .map(|(_, l)| l.flops_per_token())
+                .sum(),
+            removed: saved / setup.space_params.max(1) as f64,
+            quality: setup.judge.quality(&model)?,
+            latency_ms: None,
+            latency_p90_ms: None,
+            compress_seconds: started.elapsed().as_secs_f64(),
+            error: None,
+        };
+        log.append(record)?;
+    }
+    Ok(log.records().to_vec())
+}
+
+fn write_budget(report: &mut String, budget: &[SweepRecord], curve: &[SweepRecord]) {
+    if budget.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        report,
+        "### Each layer its own rank
+
+Whitened SVD again, but each layer's rank comes from a \
+         budget allocation (`lowrank compress --allocate measured`): every layer is compressed \
+         alone, its damage (1 − cosine) measured on probe texts that are neither calibration nor \
+         evaluation texts, and the budget spent where it buys the most; a layer may stay dense.\n"
+    );
+    let _ = writeln!(
+        report,
+        "| kept | uniform rank | allocated | layers kept dense |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|");
+    for record in budget {
+        let uniform = curve
+            .iter()
+            .filter(|r| r.method == "whitened" && r.error.is_none())
+            .min_by(|a, b| {
+                (a.removed - record.removed)
+                    .abs()
+                    .total_cmp(&(b.removed - record.removed).abs())
+            })
+            .filter(|r| (r.removed - record.removed).abs() < 0.05);
+        let _ = writeln!(
+            report,
+            "| {:.0}% | {} | {:.3} | {} |",
+            100.0 * (1.0 - record.removed),
+            uniform.map_or("–".into(), |r| format!("{:.3}", cosine(r))),
+            cosine(record),
+            record.tensors.first().map_or("", String::as_str)
+        );
+    }
+    if let Some(at_75) = budget.iter().find(|r| (r.removed - 0.25).abs() < 0.05) {
+        let _ = writeln!(
+            report,
+            "\nWith 25% of attention parameters removed the allocation reaches {:.3}: the 0.98 \
+             target is {}.\n",
+            cosine(at_75),
+            if cosine(at_75) >= 0.98 {
+                "met"
+            } else {
+                "missed"
+            }
+        );
+    }
 }
 
 /// Tokens the calibration passes feed each layer (special tokens included).
