@@ -364,7 +364,13 @@ fn per_head_tucker2_recovers_shared_head_structure_and_computes_its_weight() {
             .unwrap()
             .effective_weight()
             .unwrap();
-        let scale = dense.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let scale = dense
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let diff = max_abs_diff(&weight, &dense);
         assert!(diff < 1e-5 * scale, "{}: {diff} of {scale}", layer.name);
         // The per-head forward pass applies exactly that weight.
