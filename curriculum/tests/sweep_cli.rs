@@ -20,11 +20,7 @@ fn tiny_bert() -> String {
 }
 
 fn records(dir: &std::path::Path) -> Vec<SweepRecord> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    records_named(dir, "results.jsonl")
 }
 
 fn encoder_sweep_args(out: &str) -> Vec<String> {

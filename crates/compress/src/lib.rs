@@ -63,6 +63,9 @@ pub use storage::{
     Manifest, load_compressed, load_compressed_bart, load_compressed_sentence_encoder,
     save_compressed,
 };
-pub use surgery::{LayerReport, Report, compress_model, compress_model_calibrated};
+pub use surgery::{
+    LayerReport, Report, compress_model, compress_model_calibrated, linear_flops_per_token,
+    linear_params,
+};
 pub use svd::{factorize, factorize_svd, largest_useful_rank};
 pub use tucker2::{Sharing, Tucker2Options, compress_tucker2};

@@ -227,10 +227,20 @@ fn factorize_layer(
     Ok((report, factorized.layer))
 }
 
-pub(crate) fn linear_params<M: Linears + ?Sized>(model: &M) -> usize {
+/// Parameters of every linear layer the model lists (a shared factor counted once per layer).
+pub fn linear_params<M: Linears + ?Sized>(model: &M) -> usize {
     model
         .linears()
         .iter()
         .map(|(_, layer)| layer.parameter_count())
+        .sum()
+}
+
+/// Multiply-add FLOPs per token of every linear layer the model lists.
+pub fn linear_flops_per_token<M: Linears + ?Sized>(model: &M) -> usize {
+    model
+        .linears()
+        .iter()
+        .map(|(_, layer)| layer.flops_per_token())
         .sum()
 }

@@ -172,7 +172,12 @@ fn one() -> usize {
 
 /// The `(out + in)·R + N·R²` a group of `n` (out×in) matrices stores at rank `rank`.
 pub fn group_params(out_dim: usize, in_dim: usize, n: usize, rank: usize) -> usize {
-    (out_dim + in_dim) * rank + n * rank * rank
+    GroupShape {
+        rows: out_dim,
+        cols: in_dim,
+        slices: n,
+    }
+    .params(rank, rank)
 }
 
 /// The largest rank whose shared factors and cores hold fewer numbers than the `n` dense
@@ -482,12 +487,10 @@ fn check_group_rank(
         (1..=shape.cols)
             .take_while(|&r| shape.params(r1, r) < dense)
             .last()
+            .unwrap_or(0)
     } else {
-        (1..=shape.rows.min(shape.cols))
-            .take_while(|&r| shape.params(r, r) < dense)
-            .last()
-    }
-    .unwrap_or(0);
+        largest_useful_group_rank(shape.rows, shape.cols, shape.slices)
+    };
     Err(Error::InvalidGroupRank {
         group: group.into(),
         rank: r2,

@@ -12,7 +12,10 @@ mod common;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use candle_core::{DType, Device, Tensor};
-use common::{MINILM_ATTENTION, MINILM_SENTENCES, SENTENCES, mean_cosine, minilm_dir, tiny_bert};
+use common::{
+    MINILM_ATTENTION, MINILM_CALIBRATION, MINILM_SENTENCES, SENTENCES, mean_cosine, minilm_dir,
+    tiny_bert,
+};
 use compress::{
     Allocation, Error, LayerSpectrum, Method, Plan, Probe, RankRule, Sensitivity, Spectra,
     allocate_ranks, calibrate, compress_model, compress_model_calibrated, compress_with_allocation,
@@ -732,74 +735,6 @@ fn measured_sensitivity_probes_one_layer_at_a_time_and_scales_the_curves() {
 // ---------------------------------------------------------------------------------------------
 // The real MiniLM.
 
-/// Calibration text (the same sentences as minilm_activation.rs, so the uniform whitened numbers
-/// compare with its table); none is in [`MINILM_SENTENCES`].
-const CALIBRATION: &[&str] = &[
-    "The train to Paris leaves at seven in the morning.",
-    "She forgot her umbrella and got soaked on the way home.",
-    "Please send me the invoice for last month's order.",
-    "The children built a sandcastle near the water.",
-    "Our team released a new version of the software yesterday.",
-    "Is there a pharmacy open late near the station?",
-    "The museum exhibits paintings from the nineteenth century.",
-    "He ran the marathon in just under four hours.",
-    "What is the difference between a virus and a bacterium?",
-    "The restaurant was crowded, so we ordered takeaway instead.",
-    "Interest rates are expected to rise again next quarter.",
-    "A dog is chasing a ball across the park.",
-    "I cannot log in to the app since the last update.",
-    "The recipe calls for two cups of flour and one egg.",
-    "Scientists discovered a new species of frog in the rainforest.",
-    "The meeting has been moved to Thursday afternoon.",
-    "My laptop battery drains in less than two hours.",
-    "The river flooded the village after days of heavy rain.",
-    "Could you recommend a good book about ancient Rome?",
-    "The orchestra played Beethoven's fifth symphony last night.",
-    "Two boys are riding bicycles down a dusty road.",
-    "The company reported record profits for the third year in a row.",
-    "Why does the sky look blue during the day?",
-    "I would like to cancel my subscription, please.",
-    "The old bridge was closed for repairs over the summer.",
-    "A chef is grilling vegetables on an open fire.",
-    "Electric cars are becoming cheaper to buy and to run.",
-    "The referee showed a red card in the final minutes.",
-    "Where can I find the nearest charging point for my car?",
-    "The novel tells the story of a family across three generations.",
-    "Our flight was delayed because of fog at the airport.",
-    "Drinking enough water helps you stay focused at work.",
-    "The senator announced she would not run for reelection.",
-    "A group of tourists is taking photos of the cathedral.",
-    "The printer in the office keeps jamming on the second page.",
-    "Bees play an essential role in pollinating crops.",
-    "He apologized for arriving late to the interview.",
-    "The library extended its opening hours during exams.",
-    "How long does it take to boil an egg?",
-    "The startup raised ten million dollars in its first round.",
-    "The volcano erupted, sending ash high into the sky.",
-    "She is learning to play the violin at the age of sixty.",
-    "The delivery driver left the parcel with a neighbour.",
-    "Prices at the supermarket have gone up again this week.",
-    "A young girl is feeding ducks at the pond.",
-    "The hospital opened a new wing for children.",
-    "Which programming language should I learn first?",
-    "The storm knocked out power for thousands of homes.",
-    "The band announced a world tour starting in spring.",
-    "Wash the strawberries before you cut them in half.",
-    "The court ruled that the contract was not valid.",
-    "A horse is galloping across an open field.",
-    "My phone screen cracked when I dropped it on the stairs.",
-    "The professor explained the theory with a simple diagram.",
-    "Tickets for the concert sold out within minutes.",
-    "The garden needs watering every evening in July.",
-    "Is it safe to swim in the lake after the storm?",
-    "The government plans to build more affordable housing.",
-    "An elderly man is reading a newspaper on a bench.",
-    "The software update fixed the bug in the login page.",
-    "We watched the sunset from the top of the hill.",
-    "The team lost the match but played with great spirit.",
-    "How many languages are spoken in India?",
-];
-
 /// Text the measured sensitivity scores on: neither calibration nor held-out.
 const PROBE: &[&str] = &[
     "The kettle clicked off just as the doorbell rang.",
@@ -849,7 +784,7 @@ fn minilm_whitened_allocated_ranks_against_one_rank() {
         .with_method(Method::whitened());
     let mut probe = original.clone();
     let calibration = calibrate(&mut probe, &plan, |m| {
-        m.embed(CALIBRATION)?;
+        m.embed(MINILM_CALIBRATION)?;
         Ok(())
     })
     .unwrap();

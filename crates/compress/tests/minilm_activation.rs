@@ -8,76 +8,9 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{MINILM_ATTENTION, MINILM_SENTENCES, mean_cosine, minilm_dir};
+use common::{MINILM_ATTENTION, MINILM_CALIBRATION, MINILM_SENTENCES, mean_cosine, minilm_dir};
 use compress::{Method, Plan, RankRule, calibrate, compress_model_calibrated};
 use models::bert::SentenceEncoder;
-
-/// Calibration text: none of it is in [`MINILM_SENTENCES`].
-const CALIBRATION: &[&str] = &[
-    "The train to Paris leaves at seven in the morning.",
-    "She forgot her umbrella and got soaked on the way home.",
-    "Please send me the invoice for last month's order.",
-    "The children built a sandcastle near the water.",
-    "Our team released a new version of the software yesterday.",
-    "Is there a pharmacy open late near the station?",
-    "The museum exhibits paintings from the nineteenth century.",
-    "He ran the marathon in just under four hours.",
-    "What is the difference between a virus and a bacterium?",
-    "The restaurant was crowded, so we ordered takeaway instead.",
-    "Interest rates are expected to rise again next quarter.",
-    "A dog is chasing a ball across the park.",
-    "I cannot log in to the app since the last update.",
-    "The recipe calls for two cups of flour and one egg.",
-    "Scientists discovered a new species of frog in the rainforest.",
-    "The meeting has been moved to Thursday afternoon.",
-    "My laptop battery drains in less than two hours.",
-    "The river flooded the village after days of heavy rain.",
-    "Could you recommend a good book about ancient Rome?",
-    "The orchestra played Beethoven's fifth symphony last night.",
-    "Two boys are riding bicycles down a dusty road.",
-    "The company reported record profits for the third year in a row.",
-    "Why does the sky look blue during the day?",
-    "I would like to cancel my subscription, please.",
-    "The old bridge was closed for repairs over the summer.",
-    "A chef is grilling vegetables on an open fire.",
-    "Electric cars are becoming cheaper to buy and to run.",
-    "The referee showed a red card in the final minutes.",
-    "Where can I find the nearest charging point for my car?",
-    "The novel tells the story of a family across three generations.",
-    "Our flight was delayed because of fog at the airport.",
-    "Drinking enough water helps you stay focused at work.",
-    "The senator announced she would not run for reelection.",
-    "A group of tourists is taking photos of the cathedral.",
-    "The printer in the office keeps jamming on the second page.",
-    "Bees play an essential role in pollinating crops.",
-    "He apologized for arriving late to the interview.",
-    "The library extended its opening hours during exams.",
-    "How long does it take to boil an egg?",
-    "The startup raised ten million dollars in its first round.",
-    "The volcano erupted, sending ash high into the sky.",
-    "She is learning to play the violin at the age of sixty.",
-    "The delivery driver left the parcel with a neighbour.",
-    "Prices at the supermarket have gone up again this week.",
-    "A young girl is feeding ducks at the pond.",
-    "The hospital opened a new wing for children.",
-    "Which programming language should I learn first?",
-    "The storm knocked out power for thousands of homes.",
-    "The band announced a world tour starting in spring.",
-    "Wash the strawberries before you cut them in half.",
-    "The court ruled that the contract was not valid.",
-    "A horse is galloping across an open field.",
-    "My phone screen cracked when I dropped it on the stairs.",
-    "The professor explained the theory with a simple diagram.",
-    "Tickets for the concert sold out within minutes.",
-    "The garden needs watering every evening in July.",
-    "Is it safe to swim in the lake after the storm?",
-    "The government plans to build more affordable housing.",
-    "An elderly man is reading a newspaper on a bench.",
-    "The software update fixed the bug in the login page.",
-    "We watched the sunset from the top of the hill.",
-    "The team lost the match but played with great spirit.",
-    "How many languages are spoken in India?",
-];
 
 /// Mean cosine to the original embeddings on the held-out sentences, measured on CPU (f32),
 /// 64 calibration sentences (794 tokens), one row per method:
@@ -109,7 +42,7 @@ fn minilm_activation_aware_svd_beats_plain_svd() {
     let mut probe = original.clone();
     let selection = Plan::new(RankRule::Fixed(1)).select(MINILM_ATTENTION);
     let calibration = calibrate(&mut probe, &selection, |m| {
-        m.embed(CALIBRATION)?;
+        m.embed(MINILM_CALIBRATION)?;
         Ok(())
     })
     .unwrap();

@@ -12,7 +12,7 @@ use compress::{
 };
 use models::bart::Bart;
 use models::bert::SentenceEncoder;
-use models::candle::{DType, Device, Tensor};
+use models::candle::{DType, Device};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -300,19 +300,13 @@ fn compress_encoder(args: &Args, rule: RankRule) -> Result<()> {
                 bail!("--allocate measured needs --probe FILE (texts to measure damage on)");
             };
             let probe_texts = read_lines(path, "probe")?;
-            let refs: Vec<&str> = probe_texts.iter().map(String::as_str).collect();
-            let reference = original.embed(&refs)?;
-            let probes = measure_sensitivity(&mut model, &plan, calibration.as_ref(), |m| {
-                let embedded = m.embed(&refs).map_err(compress::Error::from)?;
-                let cosines =
-                    row_dots(&reference, &embedded).map_err(|e| compress::Error::Calibration {
-                        reason: format!("{e:#}"),
-                    })?;
-                let mean =
-                    cosines.iter().map(|&c| f64::from(c)).sum::<f64>() / cosines.len() as f64;
-                // A layer that changes nothing measurable still counts a little.
-                Ok((1.0 - mean).max(1e-9))
-            })?;
+            let probes = encoder_damage(
+                &original,
+                &mut model,
+                &plan,
+                calibration.as_ref(),
+                &probe_texts,
+            )?;
             allocate(
                 &mut model,
                 &plan,
@@ -390,23 +384,41 @@ fn allocate<M: models::Linears>(
     Ok(compress_with_allocation(model, &allocation, calibration)?)
 }
 
+/// Each selected layer's damage alone (`1 − mean embedding cosine` to `original` on `probe_texts`)
+/// for `--allocate measured`; `lowrank findings` uses it too.
+pub(crate) fn encoder_damage(
+    original: &SentenceEncoder,
+    model: &mut SentenceEncoder,
+    plan: &Plan,
+    calibration: Option<&Calibration>,
+    probe_texts: &[String],
+) -> Result<Vec<compress::Probe>> {
+    let refs: Vec<&str> = probe_texts.iter().map(String::as_str).collect();
+    let reference = original.embed(&refs)?;
+    Ok(measure_sensitivity(model, plan, calibration, |m| {
+        let embedded = m.embed(&refs).map_err(compress::Error::from)?;
+        let cosines = eval::similarity::tensor_cosines(&reference, &embedded).map_err(|e| {
+            compress::Error::Calibration {
+                reason: e.to_string(),
+            }
+        })?;
+        // A layer that changes nothing measurable still counts a little.
+        Ok((1.0 - cosines.mean).max(1e-9))
+    })?)
+}
+
 /// The embedding cosines of the compressed encoder to the original on --text, if given.
 fn print_cosines(args: &Args, original: &SentenceEncoder, model: &SentenceEncoder) -> Result<()> {
     if !args.text.is_empty() {
         let texts: Vec<&str> = args.text.iter().map(String::as_str).collect();
-        let cosines = row_dots(&original.embed(&texts)?, &model.embed(&texts)?)?;
-        let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
-        println!("embedding cosine to the original: mean {mean:.4}");
-        for (text, cosine) in args.text.iter().zip(&cosines) {
+        let cosines =
+            eval::similarity::tensor_cosines(&original.embed(&texts)?, &model.embed(&texts)?)?;
+        println!("embedding cosine to the original: mean {:.4}", cosines.mean);
+        for (text, cosine) in args.text.iter().zip(&cosines.rows) {
             println!("  {cosine:.4}  {text}");
         }
     }
     Ok(())
-}
-
-/// Row-wise dot products of two (n, d) matrices of unit rows: their cosines.
-fn row_dots(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
-    Ok((a * b)?.sum(1)?.to_vec1()?)
 }
 
 fn finish<M: models::Linears>(args: &Args, model: &M, report: &Report) -> Result<()> {

@@ -16,7 +16,7 @@ use compress::sweep::{Job, SweepLog, SweepRecord, run_sweep, write_csv};
 use compress::tucker2::group_rank_for_ratio;
 use compress::{
     Calibration, DesignPoint, Method, Plan, RankRule, Sensitivity, Sharing, allocate_ranks,
-    calibrate, compress_with_allocation, layer_spectra, measure_sensitivity,
+    calibrate, compress_with_allocation, layer_spectra,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use models::Linears;
@@ -24,6 +24,7 @@ use models::bart::Bart;
 use models::bert::SentenceEncoder;
 use models::candle::{DType, Device};
 
+use super::compress::encoder_damage;
 use super::sweep::{
     BART_TENSORS, BERT_TENSORS, BartJudge, EncoderJudge, Judge, SENTENCES, SweepMethod, charts,
     held_out_dialogues, judge_point, model_blocks, selected_params,
@@ -213,8 +214,6 @@ fn budget_records(
         .into_iter()
         .flat_map(|d| d.dialogue.lines().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    let refs: Vec<&str> = probe_texts.iter().map(String::as_str).collect();
-    let reference = setup.model.embed(&refs)?;
     for &keep in keeps {
         if log.is_done(&budget_key(keep)) {
             continue;
@@ -233,15 +232,13 @@ fn budget_records(
             .with_rule(RankRule::ParamRatio(keep))
             .with_method(Method::whitened());
         let mut model = setup.model.clone();
-        let probes = measure_sensitivity(&mut model, &plan, Some(calibration), |m| {
-            let embedded = m.embed(&refs).map_err(compress::Error::from)?;
-            let cosines = eval::similarity::tensor_cosines(&reference, &embedded).map_err(|e| {
-                compress::Error::Calibration {
-                    reason: e.to_string(),
-                }
-            })?;
-            Ok((1.0 - cosines.mean).max(1e-9))
-        })?;
+        let probes = encoder_damage(
+            setup.model,
+            &mut model,
+            &plan,
+            Some(calibration),
+            &probe_texts,
+        )?;
         let spectra = layer_spectra(&model, &plan, Some(calibration))?;
         let allocation = allocate_ranks(&spectra, keep, &Sensitivity::Measured(probes))?;
         let compression = compress_with_allocation(&mut model, &allocation, Some(calibration))?;
@@ -261,11 +258,7 @@ fn budget_records(
                 allocation.layers.len()
             )],
             linear_params: compression.linear_params_after,
-            linear_flops_per_token: model
-                .linears()
-                .iter()
-                .map(|(_, l)| l.flops_per_token())
-                .sum(),
+            linear_flops_per_token: compress::linear_flops_per_token(&model),
             removed: saved / setup.space_params.max(1) as f64,
             quality: setup.judge.quality(&model)?,
             latency_ms: None,

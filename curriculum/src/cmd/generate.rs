@@ -82,8 +82,8 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The model's own generation settings (config.json, then generation_config.json), then the flags.
-fn generation_config(dir: &Path, args: &Args) -> Result<GenerationConfig> {
+/// The model's own generation settings (config.json, then generation_config.json).
+pub(crate) fn model_generation_config(dir: &Path) -> Result<GenerationConfig> {
     let mut config = GenerationConfig::default();
     for name in ["config.json", "generation_config.json"] {
         let path = dir.join(name);
@@ -93,6 +93,12 @@ fn generation_config(dir: &Path, args: &Args) -> Result<GenerationConfig> {
             config.update(&json)?;
         }
     }
+    Ok(config)
+}
+
+/// The model's own generation settings, then the flags.
+fn generation_config(dir: &Path, args: &Args) -> Result<GenerationConfig> {
+    let mut config = model_generation_config(dir)?;
     if let Some(beams) = args.beams {
         config.num_beams = beams;
     }

@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use compress::sweep::{Job, SweepLog, SweepRecord, pareto_front, run_sweep, write_csv};
 use compress::{
     Calibration, DesignPoint, DesignSpace, Method, Plan, RankRule, Report, Sharing, Tucker2Options,
-    calibrate, compress_model, compress_model_calibrated, compress_tucker2,
+    calibrate, compress_model, compress_model_calibrated, compress_tucker2, linear_flops_per_token,
+    linear_params,
 };
 use eval::rouge::fast::FastRouge;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,6 +25,7 @@ use models::tokenizer::Tokenizer;
 use models::{Linears, linear};
 
 use super::compress::{Kind, model_kind, read_lines};
+use super::generate::model_generation_config;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -358,11 +360,7 @@ where
         }
     }
     record.compress_seconds = started.elapsed().as_secs_f64();
-    record.linear_flops_per_token = model
-        .linears()
-        .iter()
-        .map(|(_, l)| l.flops_per_token())
-        .sum();
+    record.linear_flops_per_token = linear_flops_per_token(&model);
     record.quality = judge.quality(&model)?;
     let latency = eval::timing::measure(1, latency_runs.max(1), || {
         judge
@@ -541,14 +539,6 @@ pub(crate) fn selected_params<M: Linears>(model: &M, plan: &Plan) -> Result<usiz
     Ok(total)
 }
 
-fn linear_params<M: Linears>(model: &M) -> usize {
-    model
-        .linears()
-        .iter()
-        .map(|(_, l)| l.parameter_count())
-        .sum()
-}
-
 pub(crate) struct EncoderJudge {
     texts: Vec<String>,
     reference: Tensor,
@@ -631,7 +621,7 @@ impl BartJudge {
         // Dialogues longer than the model's positions are cut, and generation stops there too.
         let positions = model.config().max_position_embeddings;
         let tokenizer = Tokenizer::from_dir(dir)?.with_max_length(Some(positions))?;
-        let mut generation = generation_config(dir)?;
+        let mut generation = model_generation_config(dir)?;
         generation.max_new_tokens = None;
         generation.max_length = generation.max_length.min(positions);
         let (dialogues, summaries): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
@@ -705,25 +695,10 @@ pub(crate) fn held_out_dialogues(n: usize) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// The model's generation settings: config.json, then generation_config.json.
-fn generation_config(dir: &Path) -> Result<GenerationConfig> {
-    let mut config = GenerationConfig::default();
-    for name in ["config.json", "generation_config.json"] {
-        let path = dir.join(name);
-        if path.is_file() {
-            let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
-                .with_context(|| format!("{} is not JSON", path.display()))?;
-            config.update(&json)?;
-        }
-    }
-    Ok(config)
-}
-
 /// quality_vs_rank.svg, latency_vs_rank.svg, quality_vs_params.svg (with the Pareto front).
 pub(crate) fn charts(records: &[SweepRecord], measure: &str, out: &Path) -> Result<()> {
     let ok: Vec<&SweepRecord> = records.iter().filter(|r| r.error.is_none()).collect();
     let mut methods: Vec<&str> = ok.iter().map(|r| r.method.as_str()).collect();
-    methods.dedup();
     methods.sort_unstable();
     methods.dedup();
     let mut by_rank = viz::Plot::new(format!("{measure} vs rank"))
