@@ -39,6 +39,10 @@ enum Command {
     /// The compression report: cosine vs parameters per method and the Tucker-2 insights on
     /// MiniLM, ROUGE and runtime vs rank on the small BART.
     Findings(cmd::findings::Args),
+    /// The customer-service chatbot in the terminal; `chat train|eval|load|download` for its workflow.
+    Chat(cmd::chat::Args),
+    /// Serve the chatbot: HTTP API (POST /v1/chat, GET /health) and the chat page at /.
+    Serve(cmd::chat::ServeArgs),
     /// Singular-value spectra and effective ranks of a model's layers, beside random matrices.
     Inspect(cmd::inspect::Args),
 }
@@ -57,6 +61,8 @@ fn main() {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Findings(args) => cmd::findings::run(&args),
+        Command::Chat(args) => cmd::chat::run(&args),
+        Command::Serve(args) => cmd::chat::serve(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

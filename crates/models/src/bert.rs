@@ -976,29 +976,40 @@ impl SentenceEncoder {
         }
         let mut batches = Vec::with_capacity(sentences.len().div_ceil(self.batch_size));
         for chunk in sentences.chunks(self.batch_size) {
-            let encoded = if self.do_lower_case {
-                let lowered: Vec<String> = chunk.iter().map(|s| s.to_lowercase()).collect();
-                let lowered: Vec<&str> = lowered.iter().map(String::as_str).collect();
-                self.tokenizer.encode_batch(&lowered, true)?
-            } else {
-                self.tokenizer.encode_batch(chunk, true)?
-            };
-            batches.push(self.embed_encoded(&encoded)?);
+            batches.push(self.embed_encoded(&self.encode(chunk)?)?);
         }
         Ok(Tensor::cat(&batches, 0)?)
     }
 
-    /// Embeddings (b, h) in f32 for an already tokenized batch.
-    pub fn embed_encoded(&self, encoded: &Encoded) -> Result<Tensor> {
+    /// Tokenizes one batch as the pipeline does (lower-cased first when its config says so),
+    /// padded to the longest sentence.
+    pub fn encode(&self, sentences: &[&str]) -> Result<Encoded> {
+        if self.do_lower_case {
+            let lowered: Vec<String> = sentences.iter().map(|s| s.to_lowercase()).collect();
+            let lowered: Vec<&str> = lowered.iter().map(String::as_str).collect();
+            self.tokenizer.encode_batch(&lowered, true)
+        } else {
+            self.tokenizer.encode_batch(sentences, true)
+        }
+    }
+
+    /// The pooled sentence vectors (b, h) in f32 before any normalization: the features a
+    /// classifier head reads. Gradients flow through it, so LoRA layers inside train.
+    pub fn pooled(&self, encoded: &Encoded) -> Result<Tensor> {
         let hidden = self.model.forward(
             &encoded.input_ids,
             &encoded.attention_mask,
             Some(&encoded.token_type_ids),
         )?;
-        let pooled = match self.pooling {
-            Pooling::Mean => mean_pool(&hidden, &encoded.attention_mask)?,
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?,
-        };
+        match self.pooling {
+            Pooling::Mean => mean_pool(&hidden, &encoded.attention_mask),
+            Pooling::Cls => Ok(hidden.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?),
+        }
+    }
+
+    /// Embeddings (b, h) in f32 for an already tokenized batch.
+    pub fn embed_encoded(&self, encoded: &Encoded) -> Result<Tensor> {
+        let pooled = self.pooled(encoded)?;
         if self.normalize {
             l2_normalize(&pooled)
         } else {

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and a `run`.
 
+pub mod chat;
 pub mod compress;
 pub mod device;
 pub mod embed;

@@ -202,7 +202,7 @@ fn parse_steps(text: &str) -> Result<usize, String> {
 
 /// Where Lowrank caches models: `$LOWRANK_CACHE`, else `$XDG_CACHE_HOME/lowrank`, else
 /// `~/.cache/lowrank`.
-fn cache_dir() -> Result<PathBuf> {
+pub(crate) fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("LOWRANK_CACHE") {
         return Ok(PathBuf::from(dir));
     }
