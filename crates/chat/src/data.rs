@@ -153,6 +153,16 @@ impl Catalog {
             if let Some(j) = intent.examples.iter().position(|e| e.trim().is_empty()) {
                 return Err(fail(format!("{at}.examples[{j}]"), "empty example".into()));
             }
+            for placeholder in placeholders(&intent.reply) {
+                if !intent.slots.iter().any(|s| s.name == placeholder) {
+                    return Err(fail(
+                        at.clone(),
+                        format!(
+                            "the reply uses {{{placeholder}}} but the intent has no slot of that name"
+                        ),
+                    ));
+                }
+            }
             for slot in &intent.slots {
                 if !intent.reply.contains(&format!("{{{}}}", slot.name)) {
                     return Err(fail(
@@ -202,6 +212,15 @@ impl Catalog {
     }
 }
 
+/// The `{name}` placeholders of a reply.
+fn placeholders(reply: &str) -> Vec<&str> {
+    reply
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect()
+}
+
 fn alternate(texts: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut even, mut odd) = (Vec::new(), Vec::new());
     for (i, text) in texts.iter().enumerate() {
@@ -229,7 +248,7 @@ pub fn load_banking77(dir: &Path, valid_every: usize, seed: u64) -> Result<Inten
             message: format!("expected a JSON list of category names: {e}"),
         })?
     } else {
-        let mut names: Vec<String> = train_rows.iter().map(|r| r.1.clone()).collect();
+        let mut names: Vec<String> = train_rows.iter().map(|r| r.2.clone()).collect();
         names.sort();
         names.dedup();
         names
@@ -285,7 +304,7 @@ fn hold_out(
     let (mut train, mut valid) = (Vec::new(), Vec::new());
     for example in examples {
         seen[example.label] += 1;
-        if seen[example.label] % every == 0 {
+        if seen[example.label].is_multiple_of(every) {
             valid.push(example);
         } else {
             train.push(example);
@@ -301,8 +320,10 @@ fn read_text_category_csv(path: &Path) -> Result<Vec<(usize, String, String)>> {
         location,
         message,
     };
-    let file = std::fs::File::open(path).map_err(io_error("open", path))?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let bytes = std::fs::read(path).map_err(io_error("read", path))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(bytes.as_slice());
     let header = reader
         .headers()
         .map_err(|e| fail("line 1".into(), format!("cannot read the header: {e}")))?
@@ -322,7 +343,9 @@ fn read_text_category_csv(path: &Path) -> Result<Vec<(usize, String, String)>> {
             let line = e.position().map_or(0, |p| p.line());
             fail(format!("line {line}"), format!("not valid CSV: {e}"))
         })?;
-        let line = record.position().map_or(0, |p| p.line()) as usize;
+        let line = record
+            .position()
+            .map_or(0, |p| line_at(&bytes, p.byte() as usize));
         if record.len() != 2 {
             return Err(fail(
                 format!("line {line}"),
@@ -345,6 +368,25 @@ fn read_text_category_csv(path: &Path) -> Result<Vec<(usize, String, String)>> {
         return Err(fail("line 2".into(), "no rows after the header".into()));
     }
     Ok(rows)
+}
+
+/// The 1-based line where the record starting at byte `offset` begins. The csv reader's own
+/// count lags behind after blank lines and CRLF line ends (it records a position before skipping
+/// them), so the line is counted from the bytes, skipping the line ends at `offset`.
+fn line_at(bytes: &[u8], mut offset: usize) -> usize {
+    let offset_clamped = offset.min(bytes.len());
+    let mut line = 1 + bytes[..offset_clamped]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    offset = offset_clamped;
+    while offset < bytes.len() && (bytes[offset] == b'\n' || bytes[offset] == b'\r') {
+        if bytes[offset] == b'\n' {
+            line += 1;
+        }
+        offset += 1;
+    }
+    line
 }
 
 /// CLINC150's `data_full.json` layout: `train`, `val`, `test` lists of `[text, intent]` pairs,

@@ -143,10 +143,10 @@ impl Dialogue {
     }
 
     fn take_session(&mut self, id: &str, now: Instant) -> Session {
-        if let Some(session) = self.sessions.remove(id) {
-            if now.saturating_duration_since(session.last_seen) < self.policy.session_ttl {
-                return session;
-            }
+        if let Some(session) = self.sessions.remove(id)
+            && now.saturating_duration_since(session.last_seen) < self.policy.session_ttl
+        {
+            return session;
         }
         if self.sessions.len() >= self.policy.max_sessions.max(1) {
             self.expire(now);
@@ -347,7 +347,8 @@ fn stand_in(kind: SlotKind) -> &'static str {
     }
 }
 
-const DATE_WORDS: [&str; 31] = [
+/// Words that make an answer a date (besides any digit), matched whole, plurals included.
+const DATE_WORDS: [&str; 43] = [
     "today",
     "yesterday",
     "ago",
@@ -355,6 +356,12 @@ const DATE_WORDS: [&str; 31] = [
     "week",
     "month",
     "day",
+    "fortnight",
+    "morning",
+    "evening",
+    "night",
+    "weekend",
+    "recently",
     "monday",
     "tuesday",
     "wednesday",
@@ -362,35 +369,43 @@ const DATE_WORDS: [&str; 31] = [
     "friday",
     "saturday",
     "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
     "jan",
     "feb",
     "mar",
     "apr",
-    "may",
     "jun",
     "jul",
     "aug",
     "sep",
+    "sept",
     "oct",
     "nov",
-    "dec",
-    "morning",
-    "evening",
-    "night",
-    "weekend",
-    "recently",
 ];
 
-/// Whether `value` could answer a slot of `kind`: a date mentions a number or a date word, an
-/// amount has a digit, text is anything non-empty.
+/// Whether `value` could answer a slot of `kind`: a date has a digit or a date word (whole
+/// words: "dec" or "december", not "decide"), an amount has a digit, text is anything non-empty.
 pub fn looks_like(kind: SlotKind, value: &str) -> bool {
     let lower = value.to_lowercase();
     match kind {
         SlotKind::Date => {
             lower.chars().any(|c| c.is_ascii_digit())
-                || lower
-                    .split(|c: char| !c.is_alphanumeric())
-                    .any(|w| DATE_WORDS.iter().any(|d| w.starts_with(d)))
+                || lower.split(|c: char| !c.is_alphanumeric()).any(|w| {
+                    DATE_WORDS.contains(&w)
+                        || DATE_WORDS.contains(&w.trim_end_matches('s'))
+                        || w == "dec"
+                })
         }
         SlotKind::Amount => lower.chars().any(|c| c.is_ascii_digit()),
         SlotKind::Text => !lower.trim().is_empty(),
@@ -401,22 +416,25 @@ pub fn looks_like(kind: SlotKind, value: &str) -> bool {
 /// name ("card arrival").
 fn pick_option(message: &str, options: &[usize; 2], labels: &[String]) -> Option<usize> {
     let lower = message.trim().to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let says = |w: &[&str]| words.iter().any(|x| w.contains(x));
-    let first = says(&["1", "first", "one", "former"]);
-    let second = says(&["2", "second", "two", "latter"]);
-    match (first, second) {
-        (true, false) => return Some(options[0]),
-        (false, true) => return Some(options[1]),
-        _ => {}
-    }
     let named: Vec<usize> = options
         .iter()
         .copied()
         .filter(|&o| lower.contains(&labels[o].replace('_', " ")))
         .collect();
-    (named.len() == 1).then(|| named[0])
+    if let [only] = named[..] {
+        return Some(only);
+    }
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let says = |w: &[&str]| words.iter().any(|x| w.contains(x));
+    match (
+        says(&["1", "first", "former"]),
+        says(&["2", "second", "latter"]),
+    ) {
+        (true, false) => Some(options[0]),
+        (false, true) => Some(options[1]),
+        _ => None,
+    }
 }

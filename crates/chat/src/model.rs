@@ -204,6 +204,11 @@ impl IntentModel {
         &self.encoder
     }
 
+    /// The encoder, for surgery (compressing its attention, say) after loading.
+    pub fn encoder_mut(&mut self) -> &mut SentenceEncoder {
+        &mut self.encoder
+    }
+
     pub fn device(&self) -> &Device {
         self.encoder.model().device()
     }

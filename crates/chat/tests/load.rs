@@ -2,6 +2,7 @@
 //! loopback, all answered 200; prints p50/p99 and requests per second (figures for BENCHMARKS.md
 //! come from the release build, `lowrank chat load`).
 
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use chat::data::Catalog;

@@ -2,6 +2,7 @@
 //! out-of-scope hand-off, the page and health, and malformed requests of every kind, each
 //! answered with the right status and a JSON error that names the problem.
 
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use chat::dialogue::Policy;

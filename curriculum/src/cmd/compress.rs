@@ -353,7 +353,7 @@ fn allocation(args: &Args, rule: RankRule) -> Result<Option<Sensitivity>> {
 }
 
 /// Per-layer ranks for the --keep budget, then the compression they give.
-fn allocate<M: models::Linears>(
+pub(crate) fn allocate<M: models::Linears>(
     model: &mut M,
     plan: &Plan,
     rule: RankRule,

@@ -1,7 +1,7 @@
 //! What the chat tests share: the real MiniLM (found like the other crates' tests find it), a
 //! frozen-baseline intent model trained once per test binary on the embedded set, a server on a
 //! free loopback port, and a raw HTTP/1.1 client that can send malformed requests too.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
