@@ -65,7 +65,7 @@ pub struct Classifier {
 
 impl Classifier {
     /// Starts the worker thread; it ends when the last `Classifier` handle is dropped.
-    pub fn spawn(model: Arc<IntentModel>, limits: Limits) -> Self {
+    pub fn spawn(model: Arc<IntentModel>, limits: Limits) -> crate::Result<Self> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(limits.queue.max(1));
         let max_batch = limits.max_batch.max(1);
         std::thread::Builder::new()
@@ -94,9 +94,8 @@ impl Classifier {
                     }
                 }
             })
-            .map(|_| ())
-            .unwrap_or_else(|e| eprintln!("cannot start the model thread: {e}"));
-        Self { jobs }
+            .map_err(|e| crate::error::invalid(format!("cannot start the model thread: {e}")))?;
+        Ok(Self { jobs })
     }
 
     async fn classify(&self, text: String) -> Result<Prediction, ApiError> {
@@ -126,7 +125,7 @@ pub struct Bot {
 }
 
 impl Bot {
-    pub fn new(model: IntentModel, dialogue: Dialogue, limits: Limits) -> Self {
+    pub fn new(model: IntentModel, dialogue: Dialogue, limits: Limits) -> crate::Result<Self> {
         let labels = model.labels().to_vec();
         let card = model.card();
         let description = serde_json::json!({
@@ -136,13 +135,13 @@ impl Bot {
             "threshold": card.threshold,
             "device": if model.device().is_cuda() { "cuda" } else { "cpu" },
         });
-        Self {
-            classifier: Classifier::spawn(Arc::new(model), limits),
+        Ok(Self {
+            classifier: Classifier::spawn(Arc::new(model), limits)?,
             dialogue: Mutex::new(dialogue),
             labels,
             limits,
             description,
-        }
+        })
     }
 
     /// One exchange: classify, then let the dialogue answer.

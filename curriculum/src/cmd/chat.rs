@@ -223,7 +223,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
         ..Policy::default()
     };
     let dialogue = Dialogue::new(&catalog, model.labels(), policy);
-    let bot = Arc::new(Bot::new(model, dialogue, Limits::default()));
+    let bot = Arc::new(Bot::new(model, dialogue, Limits::default())?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let address = format!("{}:{}", args.host, args.port);

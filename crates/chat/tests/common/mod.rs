@@ -75,7 +75,7 @@ impl TestServer {
     pub fn start(limits: Limits, policy: Policy) -> Self {
         let model = baseline_model();
         let dialogue = Dialogue::new(&Catalog::embedded().unwrap(), model.labels(), policy);
-        let bot = Arc::new(Bot::new(model, dialogue, limits));
+        let bot = Arc::new(Bot::new(model, dialogue, limits).unwrap());
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
