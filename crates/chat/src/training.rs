@@ -224,16 +224,20 @@ fn lora_config(settings: &LoraSettings, encoder_dir: &Path) -> Result<LoraConfig
     Ok(cfg)
 }
 
-/// Pooled features (n, dim) of the frozen encoder, 64 texts at a time.
+/// Pooled features (n, dim) of the frozen encoder, in the examples' order. Texts go through in
+/// batches of 64 of similar length (sorted by token count), so little of the work is padding.
 fn pooled_features(
     encoder: &SentenceEncoder,
     examples: &[Example],
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Tensor> {
     let total = examples.len();
+    let lengths = token_counts(encoder, examples)?;
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| lengths[i]);
     let mut parts = Vec::new();
-    for (i, chunk) in examples.chunks(64).enumerate() {
-        let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
+    for (i, chunk) in order.chunks(64).enumerate() {
+        let texts: Vec<&str> = chunk.iter().map(|&j| examples[j].text.as_str()).collect();
         parts.push(encoder.pooled(&encoder.encode(&texts)?)?.detach());
         on_progress(Progress {
             phase: Phase::Embedding,
@@ -242,7 +246,22 @@ fn pooled_features(
             loss: None,
         });
     }
-    Ok(Tensor::cat(&parts, 0)?)
+    let sorted = Tensor::cat(&parts, 0)?;
+    // Row k of `sorted` is example order[k]; put each back in its place.
+    let mut position = vec![0u32; total];
+    for (k, &j) in order.iter().enumerate() {
+        position[j] = k as u32;
+    }
+    let position = Tensor::from_vec(position, total, sorted.device())?;
+    Ok(sorted.index_select(&position, 0)?)
+}
+
+/// Token count of each example's text.
+fn token_counts(encoder: &SentenceEncoder, examples: &[Example]) -> Result<Vec<usize>> {
+    examples
+        .iter()
+        .map(|e| Ok(encoder.tokenizer().encode(&e.text, true)?.len()))
+        .collect()
 }
 
 fn label_tensor(examples: &[Example], device: &Device) -> Result<Tensor> {
@@ -345,16 +364,7 @@ fn fine_tune(
     varmap.set_one("head.weight", probe.0)?;
     varmap.set_one("head.bias", probe.1)?;
 
-    let lengths: Vec<usize> = data
-        .train
-        .iter()
-        .map(|e| {
-            encoder
-                .tokenizer()
-                .encode(&e.text, true)
-                .map(|ids| ids.len())
-        })
-        .collect::<models::Result<_>>()?;
+    let lengths = token_counts(encoder, &data.train)?;
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let per_epoch = data.train.len().div_ceil(settings.batch_size);
     let mut plan = Vec::with_capacity(per_epoch * settings.epochs);

@@ -290,10 +290,13 @@ impl Chart for Heatmap {
             0.0..rows as f64,
             y_ticks.iter().map(|i| (rows - i) as f64 - 0.5).collect(),
         );
+        // Wide enough for the longest row label (about 7 px a character at the tick font size).
+        let longest_row_label = self.row_labels.iter().map(|l| l.chars().count()).max();
+        let row_labels_width = longest_row_label.map_or(40, |n| 12 + 7 * n as u32).max(40);
         let mut chart = ChartBuilder::on(&main)
             .margin(8)
             .x_label_area_size(if self.x_label.is_empty() { 28 } else { 48 })
-            .y_label_area_size(if self.y_label.is_empty() { 52 } else { 72 })
+            .y_label_area_size(row_labels_width + if self.y_label.is_empty() { 12 } else { 32 })
             .build_cartesian_2d(x_axis, y_axis)?;
         // Cells first, so the axes lie over their edges in PNG as in SVG.
         rasters.place(

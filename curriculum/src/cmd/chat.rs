@@ -92,6 +92,29 @@ struct DataArgs {
     /// `clinc150:FILE` (data_full.json).
     #[arg(long, default_value = "embedded")]
     data: String,
+    /// Banking77 has no validation split: every N-th training text of each intent is held out
+    /// for validation and the threshold (0 trains on all of them; the threshold is then 0).
+    #[arg(long, default_value_t = 20)]
+    valid_every: usize,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<IntentData> {
+        let spec = self.data.as_str();
+        match spec.split_once(':') {
+            None if spec == "embedded" => Ok(Catalog::embedded()?.split()),
+            Some(("banking77", dir)) => Ok(chat::data::load_banking77(
+                Path::new(dir),
+                self.valid_every,
+                0,
+            )?),
+            Some(("clinc150", file)) => Ok(chat::data::load_clinc150(Path::new(file))?),
+            _ => bail!(
+                "--data {spec}: expected embedded, banking77:DIR (with train.csv and test.csv) or \
+                 clinc150:FILE (data_full.json)"
+            ),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -371,22 +394,10 @@ pub fn find_encoder(given: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
-fn load_data(spec: &str) -> Result<IntentData> {
-    match spec.split_once(':') {
-        None if spec == "embedded" => Ok(Catalog::embedded()?.split()),
-        Some(("banking77", dir)) => Ok(chat::data::load_banking77(Path::new(dir), 20, 0)?),
-        Some(("clinc150", file)) => Ok(chat::data::load_clinc150(Path::new(file))?),
-        _ => bail!(
-            "--data {spec}: expected embedded, banking77:DIR (with train.csv and test.csv) or \
-             clinc150:FILE (data_full.json)"
-        ),
-    }
-}
-
 fn train(args: &TrainArgs) -> Result<()> {
     let device = args.device.open()?;
     let encoder_dir = find_encoder(args.encoder.as_deref())?;
-    let data = load_data(&args.data.data)?;
+    let data = args.data.load()?;
     println!("{}", data.summary());
     let settings = TrainSettings {
         lora: (!args.baseline).then(|| LoraSettings {
@@ -463,7 +474,7 @@ fn train_model(
 
 fn evaluate(args: &EvalArgs) -> Result<()> {
     let model = open_model(&args.model)?;
-    let data = load_data(&args.data.data)?;
+    let data = args.data.load()?;
     if data.labels != model.labels() {
         bail!(
             "the model knows {} intents ({}) but {} has {}: evaluate on the data it was trained on",
@@ -623,6 +634,12 @@ fn report(model: &IntentModel, data: &IntentData, out: &Path) -> Result<Evaluati
         confusion[i][j] as f64 / row.max(1) as f64
     });
     let size = (300 + 22 * n as u32).min(2400);
+    let numbers: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let row_labels: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{name} {i}"))
+        .collect();
     viz::Heatmap::new(
         format!(
             "Confusion matrix ({}, share of each true intent)",
@@ -630,12 +647,12 @@ fn report(model: &IntentModel, data: &IntentData, out: &Path) -> Result<Evaluati
         ),
         matrix.view(),
     )
-    .x_label("predicted")
+    .x_label("predicted intent (number)")
     .y_label("true intent")
-    .row_labels(&names)
-    .col_labels(&names)
+    .row_labels(&row_labels)
+    .col_labels(&numbers)
     .range(0.0, 1.0)
-    .size(size + 200, size)
+    .size(size + 320, size)
     .save(out.join("confusion.svg"))?;
     println!(
         "per-intent report: {}; confusion matrix: {}",
