@@ -3,7 +3,7 @@
 //! confusion matrix), `chat load` (the HTTP load test), `chat download` (Banking77, online).
 //!
 //! Without `--model`, the default model lives in the cache, keyed by the data, the recipe and
-//! the encoder; the first `lowrank chat` or `lowrank serve` trains it (about a minute on two
+//! the encoder; the first `lowrank chat` or `lowrank serve` trains it (about 100 s on two
 //! cores).
 
 use std::io::{BufRead, Write};
