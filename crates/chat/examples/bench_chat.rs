@@ -28,31 +28,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut i = 0;
     let single = eval::timing::measure(20, 300, || {
         i += 1;
-        model
-            .predict(&[texts[i % texts.len()].as_str()])
-            .map(|_| ())
-            .map_err(|e| eval::Error::InvalidArgument {
-                name: "predict",
-                value: String::new(),
-                reason: e.to_string(),
-            })
+        classify(&model, &[texts[i % texts.len()].as_str()])
     })?;
     println!("one text:     {}", single.summary());
     let batch: Vec<&str> = texts.iter().take(32).map(String::as_str).collect();
-    let batched = eval::timing::measure(3, 30, || {
-        model
-            .predict(&batch)
-            .map(|_| ())
-            .map_err(|e| eval::Error::InvalidArgument {
-                name: "predict",
-                value: String::new(),
-                reason: e.to_string(),
-            })
-    })?;
+    let batched = eval::timing::measure(3, 30, || classify(&model, &batch))?;
     println!(
         "batch of 32:  {}; {:.0} texts/s",
         batched.summary(),
         batched.throughput(32)
     );
     Ok(())
+}
+
+/// One prediction, its error in the form `eval::timing::measure` carries.
+fn classify(model: &IntentModel, texts: &[&str]) -> eval::Result<()> {
+    model
+        .predict(texts)
+        .map(|_| ())
+        .map_err(|e| eval::Error::InvalidArgument {
+            name: "predict",
+            value: String::new(),
+            reason: e.to_string(),
+        })
 }

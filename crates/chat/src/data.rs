@@ -212,6 +212,15 @@ impl Catalog {
     }
 }
 
+/// Each label's position, by name.
+fn label_index(labels: &[String]) -> BTreeMap<&str, usize> {
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect()
+}
+
 /// The `{name}` placeholders of a reply.
 fn placeholders(reply: &str) -> Vec<&str> {
     reply
@@ -253,11 +262,7 @@ pub fn load_banking77(dir: &Path, valid_every: usize, seed: u64) -> Result<Inten
         names.dedup();
         names
     };
-    let index: BTreeMap<&str, usize> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.as_str(), i))
-        .collect();
+    let index = label_index(&labels);
     let to_examples = |rows: &[(usize, String, String)], path: &Path| -> Result<Vec<Example>> {
         rows.iter()
             .map(
@@ -444,11 +449,7 @@ pub fn load_clinc150(path: &Path) -> Result<IntentData> {
         .collect();
     labels.sort();
     labels.dedup();
-    let index: BTreeMap<&str, usize> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.as_str(), i))
-        .collect();
+    let index = label_index(&labels);
     let split = |key: &str, rows: Vec<(String, String)>| -> Result<(Vec<Example>, Vec<String>)> {
         let (mut examples, mut oos) = (Vec::new(), Vec::new());
         for (i, (text, label)) in rows.into_iter().enumerate() {

@@ -9,7 +9,7 @@ use eval::classification::{ClassificationReport, classification_report};
 use crate::data::IntentData;
 use crate::error::{Result, invalid};
 use crate::model::IntentModel;
-use crate::training::threshold_scores;
+use crate::training::{confidence_and_correct, oos_confidences, threshold_scores};
 
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -41,25 +41,12 @@ pub fn evaluate(model: &IntentModel, data: &IntentData) -> Result<Evaluation> {
     let started = Instant::now();
     let texts: Vec<&str> = data.test.iter().map(|e| e.text.as_str()).collect();
     let predictions = model.predict(&texts)?;
-    let oos: Vec<f32> = if data.oos_test.is_empty() {
-        Vec::new()
-    } else {
-        let texts: Vec<&str> = data.oos_test.iter().map(String::as_str).collect();
-        model
-            .predict(&texts)?
-            .iter()
-            .map(|p| p.confidence)
-            .collect()
-    };
+    let oos = oos_confidences(model, &data.oos_test)?;
     let seconds = started.elapsed().as_secs_f64();
     let truths: Vec<usize> = data.test.iter().map(|e| e.label).collect();
     let guesses: Vec<usize> = predictions.iter().map(|p| p.label).collect();
     let report = classification_report(&truths, &guesses, data.labels.len())?;
-    let in_scope: Vec<(f32, bool)> = predictions
-        .iter()
-        .zip(&truths)
-        .map(|(p, &t)| (p.confidence, p.label == t))
-        .collect();
+    let in_scope = confidence_and_correct(&predictions, &data.test);
     let threshold = model.threshold();
     let (in_scope_correct, rejected) = threshold_scores(&in_scope, &oos, threshold);
     Ok(Evaluation {

@@ -20,7 +20,7 @@ use train::trainer::{Trainer, TrainerConfig};
 
 use crate::data::{Example, IntentData};
 use crate::error::{Result, invalid};
-use crate::model::{Adaptation, IntentModel, ModelCard, card_format, head_logits};
+use crate::model::{Adaptation, IntentModel, ModelCard, Prediction, card_format, head_logits};
 
 /// LoRA's shape, as PEFT names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -441,22 +441,8 @@ pub fn calibrate(
         });
     }
     let texts: Vec<&str> = data.valid.iter().map(|e| e.text.as_str()).collect();
-    let in_scope: Vec<(f32, bool)> = model
-        .predict(&texts)?
-        .into_iter()
-        .zip(&data.valid)
-        .map(|(p, e)| (p.confidence, p.label == e.label))
-        .collect();
-    let oos: Vec<f32> = if data.oos_valid.is_empty() {
-        Vec::new()
-    } else {
-        let texts: Vec<&str> = data.oos_valid.iter().map(String::as_str).collect();
-        model
-            .predict(&texts)?
-            .into_iter()
-            .map(|p| p.confidence)
-            .collect()
-    };
+    let in_scope = confidence_and_correct(&model.predict(&texts)?, &data.valid);
+    let oos = oos_confidences(model, &data.oos_valid)?;
     let threshold = choose_threshold(&in_scope, &oos, keep_without_oos);
     let (correct, rejected) = threshold_scores(&in_scope, &oos, threshold);
     Ok(Calibration {
@@ -500,6 +486,31 @@ pub fn choose_threshold(in_scope: &[(f32, bool)], oos: &[f32], keep: f64) -> f32
         }
     }
     best.1
+}
+
+/// `(confidence, right intent?)` of each prediction against its example.
+pub(crate) fn confidence_and_correct(
+    predictions: &[Prediction],
+    examples: &[Example],
+) -> Vec<(f32, bool)> {
+    predictions
+        .iter()
+        .zip(examples)
+        .map(|(p, e)| (p.confidence, p.label == e.label))
+        .collect()
+}
+
+/// The top-intent confidence of each out-of-scope text (none for none).
+pub(crate) fn oos_confidences(model: &IntentModel, texts: &[String]) -> Result<Vec<f32>> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(model
+        .predict(&texts)?
+        .iter()
+        .map(|p| p.confidence)
+        .collect())
 }
 
 /// (share of in-scope answered correctly, share of out-of-scope rejected) at threshold `t`.
