@@ -45,6 +45,8 @@ enum Command {
     Serve(cmd::chat::ServeArgs),
     /// Singular-value spectra and effective ranks of a model's layers, beside random matrices.
     Inspect(cmd::inspect::Args),
+    /// The chapters' exercises: list, show one, start a file, check your answer.
+    Exercise(cmd::exercise::Args),
 }
 
 fn main() {
@@ -63,6 +65,7 @@ fn main() {
         Command::Findings(args) => cmd::findings::run(&args),
         Command::Chat(args) => cmd::chat::run(&args),
         Command::Serve(args) => cmd::chat::serve(&args),
+        Command::Exercise(args) => cmd::exercise::run(&args),
     };
     if let Err(error) = result {
         eprintln!("lowrank: error: {}", render(&error));

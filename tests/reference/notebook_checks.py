@@ -7,6 +7,7 @@ groups, read as numbers, equal `values` to within `tolerance` (absolute; chosen 
 cell prints with). `cargo xtask notebooks --execute` compares; every tag needs an entry and every entry
 a tagged cell, so a check cannot vanish unnoticed.
 """
+import importlib.util
 import json
 import os
 import sys
@@ -105,6 +106,22 @@ def tucker_lesson():
     }
 
 
+def later_lessons(cache):
+    """Lessons 04 on keep their checks in lesson_checks/NN.py, each with `checks(cache)` returning
+    {notebook: {check: [expect(...)]}}."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lesson_checks")
+    merged = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"lesson_checks_{name[:-3]}",
+                                                      os.path.join(folder, name))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        merged.update(module.checks(cache))
+    return merged
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -112,6 +129,7 @@ def main():
         "01-matrices-and-flops": matrices_and_flops(),
         "02-svd-on-images": svd_on_images(sys.argv[1]),
         "03-tucker": tucker_lesson(),
+        **later_lessons(sys.argv[1]),
     }, indent=1))
 
 

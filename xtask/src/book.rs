@@ -20,9 +20,11 @@ pub fn build(sh: &Shell) -> Result<()> {
     let katex_bin = tools::cargo_install(sh, "mdbook-katex", MDBOOK_KATEX, 4)?;
     let katex = tools::npm_package(sh, "katex", KATEX)?;
     copy_katex_assets(sh, &katex.join("dist"))?;
+    // The dev profile, as the tests build it: dependencies are opt-level 3 there, and a release
+    // build would compile the whole model stack a second time for a few seconds of drawing.
     cmd!(
         sh,
-        "cargo run --release --quiet -p lab --example book_figures -- book/src/generated"
+        "cargo run --quiet -p lab --example book_figures -- book/src/generated"
     )
     .run()?;
     let path = tools::path_with(&[&mdbook, &katex_bin])?;

@@ -64,7 +64,8 @@ pub fn run(root: &Path, check: bool) -> Result<()> {
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let temp = path.with_extension("ipynb.partial");
+    // The process id keeps two runs at once from renaming each other's half-written file.
+    let temp = path.with_extension(format!("ipynb.{}.partial", std::process::id()));
     std::fs::write(&temp, text).with_context(|| format!("cannot write {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot move into {}", path.display()))?;
     Ok(())

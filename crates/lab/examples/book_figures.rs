@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use lab::{gaussian_matrix, gaussian_tensor, image, matrices, tucker};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> lab::LessonResult<()> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -17,11 +17,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     flops_against_rank(&out)?;
     image_at_ranks(&out)?;
     hooi_trace(&out)?;
+    lab::neural_networks::figures(&out)?;
+    lab::attention::figures(&out)?;
+    lab::transformer::figures(&out)?;
+    lab::decoding::figures(&out)?;
+    lab::lora::figures(&out)?;
+    lab::compressing_bart::figures(&out)?;
+    lab::design_space::figures(&out)?;
+    lab::chatbot::figures(&out)?;
     println!("figures written to {}", out.display());
     Ok(())
 }
 
-fn flops_against_rank(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn flops_against_rank(out: &Path) -> lab::LessonResult<()> {
     let (b, n, p) = (128, 768, 768);
     let ranks: Vec<f64> = (1..=12).map(|i| (i * 64) as f64).collect();
     let factorized: Vec<f64> = ranks
@@ -38,7 +46,7 @@ fn flops_against_rank(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn image_at_ranks(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn image_at_ranks(out: &Path) -> lab::LessonResult<()> {
     let original = image::sample("rings", 256, 256)?;
     let mut grid = viz::ImageGrid::new("The rings sample at ranks 5, 20 and 50")
         .image("original", original.to_image());
@@ -61,7 +69,7 @@ fn image_at_ranks(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn hooi_trace(out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn hooi_trace(out: &Path) -> lab::LessonResult<()> {
     let core = gaussian_tensor(&[4, 4, 4], 1);
     let factors: Vec<_> = (0..3)
         .map(|mode| gaussian_matrix(30, 4, 10 + mode))

@@ -1,15 +1,37 @@
-//! The notebooks' prelude: `use lab::*;` brings in the math, the plots, ndarray and seeded random data.
+//! The notebooks' prelude and the lessons' own code: `use lab::*;` brings in the math, the models,
+//! the plots, ndarray and seeded random data; `lab::<lesson>` holds what one lesson adds (its
+//! exercises and their checkers, and the book's figures for it).
 //!
 //! The kernel's `init.evcxr` adds this crate with one `:dep`, so every lesson starts from the same
 //! compiled crate and evcxr's cache builds it once for all notebooks.
 
-pub use lowrank::{self, Error, image, matrices, spectrum, svd, tucker};
-pub use ndarray::{self, Array1, Array2, ArrayD, Axis, IxDyn, array, s};
-pub use viz;
+pub mod exercise;
+
+pub mod attention;
+pub mod chatbot;
+pub mod compressing_bart;
+pub mod decoding;
+pub mod design_space;
+pub mod lora;
+pub mod matrices_and_flops;
+pub mod neural_networks;
+pub mod svd_on_images;
+pub mod transformer;
+pub mod tucker;
+
+pub use candle_core::{self as candle, DType, Device, Tensor};
+pub use candle_nn;
+pub use exercise::Verdict;
+pub use lowrank::{self, Error, image, matrices, spectrum, svd};
+pub use ndarray::{self, Array1, Array2, Array3, ArrayD, Axis, IxDyn, array, s};
+pub use {chat, compress, eval, models, train, viz};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The result type of lesson helpers and book figures: any error, with its message.
+pub type LessonResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A `rows × cols` matrix of standard normal values; the same seed gives the same matrix everywhere.
 ///

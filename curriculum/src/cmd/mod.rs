@@ -4,6 +4,7 @@ pub mod chat;
 pub mod compress;
 pub mod device;
 pub mod embed;
+pub mod exercise;
 pub mod findings;
 pub mod flops;
 pub mod generate;

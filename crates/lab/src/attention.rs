@@ -1,0 +1,15 @@
+//! Lesson 05 (`05-attention`): to be written.
+
+pub use models::attention::*;
+
+use std::path::Path;
+
+use crate::LessonResult;
+use crate::exercise::Exercise;
+
+pub const EXERCISES: &[Exercise] = &[];
+
+/// The chapter's figures, drawn into `out` when the book is built.
+pub fn figures(_out: &Path) -> LessonResult<()> {
+    Ok(())
+}

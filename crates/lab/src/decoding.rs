@@ -1,0 +1,14 @@
+//! Lesson 07 (`07-decoding-and-evaluation`): to be written.
+
+
+use std::path::Path;
+
+use crate::LessonResult;
+use crate::exercise::Exercise;
+
+pub const EXERCISES: &[Exercise] = &[];
+
+/// The chapter's figures, drawn into `out` when the book is built.
+pub fn figures(_out: &Path) -> LessonResult<()> {
+    Ok(())
+}
