@@ -221,3 +221,22 @@ fn a_full_queue_answers_503_and_shutdown_is_graceful() {
         "nothing listens after shutdown"
     );
 }
+
+#[test]
+fn a_background_server_answers_then_shuts_down_and_frees_its_port() {
+    let model = common::baseline_model();
+    let catalog = chat::data::Catalog::embedded().unwrap();
+    let dialogue = chat::dialogue::Dialogue::new(&catalog, model.labels(), Policy::default());
+    let bot =
+        std::sync::Arc::new(chat::server::Bot::new(model, dialogue, Limits::default()).unwrap());
+    let server = chat::server::Background::start(bot, "127.0.0.1:0").unwrap();
+    let addr = server.addr();
+    assert_ne!(addr.port(), 0);
+    let reply = post_chat(addr, "b1", "I want to talk to a real person");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    server.shutdown().unwrap();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "{addr} still accepts"
+    );
+}
