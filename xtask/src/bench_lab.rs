@@ -1,4 +1,4 @@
-//! `cargo xtask bench lab [--warm-only]`: how long a student waits in the lab. Cold: the kernel's
+//! `cargo xtask bench lab [--warm-only | --cold-only]`: how long a student waits in the lab. Cold: the kernel's
 //! compile cache emptied (a fresh machine after set-up's first kernel: the first cell compiles the
 //! whole library); warm: the cache as `cargo xtask lab` leaves it. Per run: kernel start, first cell,
 //! the median of ten small cells, and each lesson notebook top to bottom. Targets from issue #5 on
@@ -17,7 +17,7 @@ const SMALL_CELLS: usize = 10;
 const WARM_CELL_TARGET_S: f64 = 1.5;
 const COLD_ALL_TARGET_S: f64 = 20.0 * 60.0;
 
-pub fn run(sh: &Shell, cold: bool) -> Result<()> {
+pub fn run(sh: &Shell, cold: bool, warm: bool) -> Result<()> {
     let lab = lab::ensure(sh)?;
     let dir = lab.root.join("target/bench-lab");
     sh.create_dir(&dir)?;
@@ -31,8 +31,10 @@ pub fn run(sh: &Shell, cold: bool) -> Result<()> {
         })?;
         print_run("cold (empty compile cache)", &reports);
     }
-    let reports = notebooks_run::execute_paths(sh, &lab, &paths, &dir.join("warm"))?;
-    print_run("warm (compile cache filled)", &reports);
+    if warm {
+        let reports = notebooks_run::execute_paths(sh, &lab, &paths, &dir.join("warm"))?;
+        print_run("warm (compile cache filled)", &reports);
+    }
     print_environment(&lab);
     Ok(())
 }

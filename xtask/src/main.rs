@@ -34,7 +34,7 @@ commands:
   book          build the mdBook (math rendered offline, figures made by the library) into target/book
   venv          make (or reuse) the reference Python venv and the sample photographs
   bench math    time Lowrank's SVD, randomized SVD and HOOI beside numpy, scikit-learn and tensorly
-  bench lab [--warm-only]
+  bench lab [--warm-only | --cold-only]
                 kernel start, first cell, small cells and every notebook, cold and warm
   bench svd-backends
                 time and check faer's and nalgebra's SVD (why Lowrank uses faer)
@@ -63,8 +63,9 @@ fn run() -> Result<()> {
         ["book"] => book::build(&sh),
         ["bench", "math"] => bench::math(&sh),
         ["bench", "svd-backends"] => bench::svd_backends(&sh),
-        ["bench", "lab"] => bench_lab::run(&sh, true),
-        ["bench", "lab", "--warm-only"] => bench_lab::run(&sh, false),
+        ["bench", "lab"] => bench_lab::run(&sh, true, true),
+        ["bench", "lab", "--warm-only"] => bench_lab::run(&sh, false, true),
+        ["bench", "lab", "--cold-only"] => bench_lab::run(&sh, true, false),
         [] | ["help" | "--help" | "-h"] => {
             print!("{HELP}");
             Ok(())
