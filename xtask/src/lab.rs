@@ -241,7 +241,14 @@ fn write_kernelspec(sh: &Shell, lab: &Lab, evcxr: &Path) -> Result<()> {
             let _ = std::fs::remove_file(config.join("prelude.rs"));
         }
     }
-    let spec = kernelspec(evcxr, &config, &compile_cache_dir(sh)?, &toolchain(sh));
+    let launcher = lab.root.join("kernel/start-kernel.sh");
+    let spec = kernelspec(
+        evcxr,
+        &launcher,
+        &config,
+        &compile_cache_dir(sh)?,
+        &toolchain(sh),
+    );
     write_atomically(
         &dir.join("kernel.json"),
         &(serde_json::to_string_pretty(&spec)? + "\n"),
@@ -252,6 +259,7 @@ fn write_kernelspec(sh: &Shell, lab: &Lab, evcxr: &Path) -> Result<()> {
 
 fn kernelspec(
     evcxr: &Path,
+    launcher: &Path,
     config: &Path,
     compile_cache: &Path,
     toolchain: &Option<String>,
@@ -261,6 +269,8 @@ fn kernelspec(
         "EVCXR_CONFIG_DIR": config,
         // evcxr's `:cache` lives in $XDG_CACHE_HOME/evcxr: one per toolchain, in Lowrank's cache.
         "XDG_CACHE_HOME": compile_cache,
+        // kernel/start-kernel.sh gives each kernel a build folder under here that outlives it.
+        "LOWRANK_EVCXR_BUILDS": compile_cache.join("builds"),
         // What lowrank itself resolves from XDG_CACHE_HOME (the sample photographs), kept as is.
         "LOWRANK_CACHE": cache::dir(),
     });
@@ -269,7 +279,7 @@ fn kernelspec(
         env["RUSTUP_TOOLCHAIN"] = json!(toolchain);
     }
     json!({
-        "argv": [evcxr, "--control_file", "{connection_file}"],
+        "argv": ["/bin/sh", launcher, evcxr, "--control_file", "{connection_file}"],
         "display_name": KERNEL_DISPLAY_NAME,
         "language": "rust",
         "interrupt_mode": "message",
