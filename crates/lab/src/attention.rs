@@ -547,16 +547,6 @@ mod tests {
     }
 
     #[test]
-    fn checkers_accept_the_reference_and_reject_the_wrong_answer() {
-        for exercise in EXERCISES {
-            let test = (exercise.self_test)();
-            assert!(test.reference.passed(), "{}", test.reference);
-            assert!(!test.wrong.passed(), "{}", exercise.id);
-            println!("{}", test.wrong);
-        }
-    }
-
-    #[test]
     fn minilm_attention_rows_are_distributions_when_the_model_is_installed() {
         // The model comes from the reference venv; without it there is nothing to test here.
         let Ok(found) = minilm_attention("The cat sat.") else {

@@ -560,13 +560,4 @@ mod tests {
         assert_eq!(json_string("a \"b\"\n\\"), "\"a \\\"b\\\"\\n\\\\\"");
         assert_eq!(json_string("\u{1}"), "\"\\u0001\"");
     }
-
-    #[test]
-    fn checkers_accept_the_reference_and_reject_the_wrong_answer() {
-        for exercise in EXERCISES {
-            let test = (exercise.self_test)();
-            assert!(test.reference.passed(), "{}", test.reference);
-            assert!(!test.wrong.passed(), "{}", exercise.id);
-        }
-    }
 }
