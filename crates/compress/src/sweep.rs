@@ -49,6 +49,34 @@ pub struct SweepRecord {
 }
 
 impl SweepRecord {
+    /// The record of a point before it is compressed and judged: its rank, blocks and tensors
+    /// spelled out, the model's linear parameters as they are, nothing measured yet.
+    pub fn unjudged(method: &str, point: &DesignPoint, linear_params: usize) -> Self {
+        let (rank, blocks, tensors) = match point {
+            DesignPoint::Original => (None, Vec::new(), Vec::new()),
+            DesignPoint::Compressed {
+                rank,
+                blocks,
+                tensors,
+            } => (Some(*rank), blocks.clone(), tensors.clone()),
+        };
+        Self {
+            method: method.to_string(),
+            point: point.key(),
+            rank,
+            blocks,
+            tensors,
+            linear_params,
+            linear_flops_per_token: 0,
+            removed: 0.0,
+            quality: BTreeMap::new(),
+            latency_ms: None,
+            latency_p90_ms: None,
+            compress_seconds: 0.0,
+            error: None,
+        }
+    }
+
     /// `method point`, what a resumed sweep recognises a finished job by.
     pub fn job_key(&self) -> String {
         job_key(&self.method, &self.point)

@@ -380,29 +380,8 @@ pub fn evaluate(
 ) -> compress::Result<SweepRecord> {
     let mut model = original.clone();
     let started = Instant::now();
-    let (rank, blocks, tensors) = match &job.point {
-        DesignPoint::Original => (None, Vec::new(), Vec::new()),
-        DesignPoint::Compressed {
-            rank,
-            blocks,
-            tensors,
-        } => (Some(*rank), blocks.clone(), tensors.clone()),
-    };
-    let mut record = SweepRecord {
-        method: job.method.clone(),
-        point: job.point.key(),
-        rank,
-        blocks,
-        tensors,
-        linear_params: linear_params(&model),
-        linear_flops_per_token: 0,
-        removed: 0.0,
-        quality: BTreeMap::new(),
-        latency_ms: None,
-        latency_p90_ms: None,
-        compress_seconds: 0.0,
-        error: None,
-    };
+    let mut record = SweepRecord::unjudged(&job.method, &job.point, linear_params(&model));
+    let rank = record.rank;
     let plan = job.point.plan(RankRule::Fixed(rank.unwrap_or(1)));
     if let (Some(rank), Some(plan)) = (rank, plan) {
         match compress_tucker2(&mut model, &plan, &Tucker2Options::new(rank)) {

@@ -323,29 +323,8 @@ where
 {
     let mut model = original.clone();
     let started = Instant::now();
-    let (rank, blocks, tensors) = match &job.point {
-        DesignPoint::Original => (None, Vec::new(), Vec::new()),
-        DesignPoint::Compressed {
-            rank,
-            blocks,
-            tensors,
-        } => (Some(*rank), blocks.clone(), tensors.clone()),
-    };
-    let mut record = SweepRecord {
-        method: job.method.clone(),
-        point: job.point.key(),
-        rank,
-        blocks,
-        tensors,
-        linear_params: linear_params(&model),
-        linear_flops_per_token: 0,
-        removed: 0.0,
-        quality: BTreeMap::new(),
-        latency_ms: None,
-        latency_p90_ms: None,
-        compress_seconds: 0.0,
-        error: None,
-    };
+    let mut record = SweepRecord::unjudged(&job.method, &job.point, linear_params(&model));
+    let rank = record.rank;
     if let Some(rank) = rank {
         match compress_point(&mut model, &job.point, rank, method, calibration) {
             Ok(report) => {
